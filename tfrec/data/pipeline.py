@@ -1,0 +1,271 @@
+"""tf.data input pipelines from DataFrames and from parquet files.
+
+Every pipeline validates rows against the schema first and keeps count:
+`RowAccounting` holds rows read, used and rejected by reason, and
+`rows_read == rows_used + rows_rejected` always holds. Parquet files are
+streamed one record batch at a time (pyarrow `iter_batches`), so files larger
+than memory work.
+
+Elements are `(features, labels)`: `features` maps each feature column name of
+the schema to a batched tensor (strings for ids, text and categoricals,
+float32 for numerics, a `[batch, history_length]` string tensor for the
+history, left-padded with `""`), and `labels` maps `"click"`, `"value"` and
+`"relevance"` (those the schema has) to float32 tensors.
+
+Example:
+
+```python
+accounting = RowAccounting()
+ds = dataset_from_parquet("logs/*.parquet", schema, batch_size=512,
+                          seed=7, accounting=accounting)
+model.fit(ds)
+print(accounting.summary())
+```
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import glob
+import os
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfrec.data.validation import ValidationReport, validate
+from tfrec.schema import FeatureSchema, Kind, Role
+
+LABEL_KEYS = {
+    Role.CLICK_LABEL: "click",
+    Role.VALUE_LABEL: "value",
+    Role.RELEVANCE_LABEL: "relevance",
+}
+
+
+@dataclasses.dataclass
+class RowAccounting:
+    """Counts rows through a pipeline: read = used + rejected, by reason."""
+
+    rows_read: int = 0
+    rows_used: int = 0
+    rejected: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    def add(self, report: ValidationReport) -> None:
+        self.rows_read += report.rows_read
+        self.rows_used += report.rows_used
+        self.rejected.update(report.rejected_by_reason)
+        self.check()
+
+    def check(self) -> None:
+        if self.rows_read != self.rows_used + self.rows_rejected:
+            raise AssertionError(
+                f"row accounting broken: read {self.rows_read} != used "
+                f"{self.rows_used} + rejected {self.rows_rejected}"
+            )
+
+    def summary(self) -> str:
+        lines = [
+            f"rows read {self.rows_read}, used {self.rows_used}, "
+            f"rejected {self.rows_rejected}"
+        ]
+        for reason, count in sorted(self.rejected.items()):
+            lines.append(f"  rejected {count:>8d}  {reason}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "rows_read": self.rows_read,
+            "rows_used": self.rows_used,
+            "rows_rejected": self.rows_rejected,
+            "rejected_by_reason": dict(self.rejected),
+        }
+
+
+def _pad_history(lists: Iterable, length: int) -> np.ndarray:
+    """Keeps the last `length` ids of each list, left-padded with ""."""
+    lists = list(lists)
+    out = np.full((len(lists), length), "", dtype=object)
+    for i, items in enumerate(lists):
+        if items is None:
+            continue
+        items = list(items)[-length:]
+        if items:
+            out[i, length - len(items):] = items
+    return out
+
+
+def _feature_spec(schema: FeatureSchema) -> dict[str, tf.TensorSpec]:
+    spec = {}
+    for col in schema.columns():
+        if col.role in LABEL_KEYS or col.role == Role.EVENT_TIME:
+            continue
+        if col.kind == Kind.ID_LIST:
+            spec[col.name] = tf.TensorSpec([None, schema.history_length], tf.string)
+        elif col.kind in (Kind.TEXT, Kind.ID, Kind.CATEGORICAL):
+            spec[col.name] = tf.TensorSpec([None], tf.string)
+        else:
+            spec[col.name] = tf.TensorSpec([None], tf.float32)
+    return spec
+
+
+def _label_spec(schema: FeatureSchema) -> dict[str, tf.TensorSpec]:
+    return {
+        key: tf.TensorSpec([None], tf.float32)
+        for role, key in LABEL_KEYS.items()
+        if schema.has(role)
+    }
+
+
+def to_tensors(
+    df: pd.DataFrame, schema: FeatureSchema, *, labels: bool = True
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Converts validated rows to the numpy arrays the pipeline feeds.
+
+    `df` must be the `valid` frame of a `ValidationReport` (typed columns).
+    """
+    features = {}
+    for col in schema.columns():
+        if col.role in LABEL_KEYS or col.role == Role.EVENT_TIME:
+            continue
+        values = df[col.name]
+        if col.kind == Kind.ID_LIST:
+            features[col.name] = _pad_history(values, schema.history_length).astype(bytes)
+        elif col.kind in (Kind.TEXT, Kind.ID, Kind.CATEGORICAL):
+            features[col.name] = values.to_numpy(dtype=object).astype(str).astype(bytes)
+        else:
+            features[col.name] = values.to_numpy(dtype=np.float32, na_value=np.nan)
+    label_arrays = {}
+    if labels:
+        for role, key in LABEL_KEYS.items():
+            name = getattr(schema, role.value)
+            if name:
+                label_arrays[key] = df[name].to_numpy(dtype=np.float32)
+    return features, label_arrays
+
+
+def _finish(ds, *, batch_size, shuffle, shuffle_buffer, seed, repeat, drop_remainder):
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def dataset_from_dataframe(
+    df: pd.DataFrame,
+    schema: FeatureSchema,
+    *,
+    batch_size: int = 256,
+    shuffle: bool = True,
+    seed: int = 0,
+    repeat: bool = False,
+    drop_remainder: bool = False,
+    labels: bool = True,
+    accounting: RowAccounting | None = None,
+) -> tf.data.Dataset:
+    """A batched `tf.data.Dataset` of validated rows of `df`.
+
+    Rows that fail validation are counted in `accounting` (by reason) and left
+    out; a table-level problem raises `SchemaValidationError`.
+    """
+    report = validate(df, schema, source="DataFrame")
+    if accounting is not None:
+        accounting.add(report)
+    features, label_arrays = to_tensors(report.valid, schema, labels=labels)
+    element = (features, label_arrays) if labels and label_arrays else features
+    ds = tf.data.Dataset.from_tensor_slices(element)
+    return _finish(
+        ds, batch_size=batch_size, shuffle=shuffle,
+        shuffle_buffer=max(1, min(len(report.valid), 100_000)), seed=seed,
+        repeat=repeat, drop_remainder=drop_remainder,
+    )
+
+
+def expand_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+    """Expands a path, a glob or a list of them into sorted file paths."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out = []
+    for p in paths:
+        p = os.fspath(p)
+        matches = sorted(glob.glob(p)) if any(c in p for c in "*?[") else [p]
+        if not matches:
+            raise FileNotFoundError(f"no files match {p!r}")
+        for m in matches:
+            if os.path.isdir(m):
+                out += sorted(glob.glob(os.path.join(m, "*.parquet")))
+            elif not os.path.exists(m):
+                raise FileNotFoundError(f"data file not found: {m}")
+            else:
+                out.append(m)
+    if not out:
+        raise FileNotFoundError(f"no parquet files in {paths!r}")
+    return out
+
+
+def iter_parquet_chunks(
+    paths, schema: FeatureSchema, *, read_batch_rows: int = 65_536,
+    accounting: RowAccounting | None = None, labels: bool = True,
+) -> Iterator[tuple[dict, dict]]:
+    """Streams validated `(features, labels)` chunks, one record batch at a time."""
+    import pyarrow.parquet as pq
+
+    columns = schema.column_names()
+    for path in expand_paths(paths):
+        pf = pq.ParquetFile(path)
+        present = set(pf.schema_arrow.names)
+        read_cols = [c for c in columns if c in present]
+        for batch in pf.iter_batches(batch_size=read_batch_rows, columns=read_cols):
+            chunk = batch.to_pandas()
+            report = validate(chunk, schema, source=path)
+            if accounting is not None:
+                accounting.add(report)
+            if report.rows_used:
+                yield to_tensors(report.valid, schema, labels=labels)
+
+
+def dataset_from_parquet(
+    paths,
+    schema: FeatureSchema,
+    *,
+    batch_size: int = 256,
+    shuffle: bool = True,
+    shuffle_buffer: int = 50_000,
+    seed: int = 0,
+    repeat: bool = False,
+    drop_remainder: bool = False,
+    read_batch_rows: int = 65_536,
+    labels: bool = True,
+    accounting: RowAccounting | None = None,
+) -> tf.data.Dataset:
+    """A batched dataset streamed from parquet files (paths, globs, folders).
+
+    Memory is bounded by `read_batch_rows` and `shuffle_buffer`, not by the
+    file size. `accounting` is filled as the files are read, so it is
+    complete once one pass over the dataset has finished.
+    """
+    files = expand_paths(paths)
+    with_labels = labels and bool(_label_spec(schema))
+    signature = (_feature_spec(schema), _label_spec(schema)) if with_labels \
+        else _feature_spec(schema)
+
+    def generator():
+        for features, label_arrays in iter_parquet_chunks(
+            files, schema, read_batch_rows=read_batch_rows,
+            accounting=accounting, labels=with_labels,
+        ):
+            yield (features, label_arrays) if with_labels else features
+
+    ds = tf.data.Dataset.from_generator(generator, output_signature=signature)
+    ds = ds.unbatch()
+    return _finish(
+        ds, batch_size=batch_size, shuffle=shuffle, shuffle_buffer=shuffle_buffer,
+        seed=seed, repeat=repeat, drop_remainder=drop_remainder,
+    )

@@ -63,6 +63,7 @@ class Role(str, enum.Enum):
     VALUE_LABEL = "value_label"
     RELEVANCE_LABEL = "relevance_label"
     EVENT_TIME = "event_time"
+    POSITION = "position"
 
 
 class Kind(str, enum.Enum):
@@ -94,6 +95,7 @@ ROLE_KIND = {
     Role.VALUE_LABEL: Kind.NONNEGATIVE,
     Role.RELEVANCE_LABEL: Kind.BOUNDED,
     Role.EVENT_TIME: Kind.TIME,
+    Role.POSITION: Kind.NUMERIC,
 }
 
 # Roles whose column may hold several names.
@@ -163,6 +165,9 @@ class FeatureSchema:
         relevance_label: graded relevance within `relevance_range`.
         relevance_range: inclusive `(min, max)` of the graded relevance.
         event_time: event timestamp, used for time-based splits.
+        position: 1-based display position of a logged impression. The CTR
+            head reads it in training to separate position bias from
+            relevance; serving scores as if at position 1.
         history_length: how many history items the model reads.
     """
 
@@ -181,6 +186,7 @@ class FeatureSchema:
     relevance_label: str | None = None
     relevance_range: tuple[float, float] = (0.0, 3.0)
     event_time: str | None = None
+    position: str | None = None
     history_length: int = 20
 
     def __post_init__(self):

@@ -101,7 +101,7 @@ def _pad_history(lists: Iterable, length: int) -> np.ndarray:
     return out
 
 
-def _feature_spec(schema: FeatureSchema) -> dict[str, tf.TensorSpec]:
+def feature_spec(schema: FeatureSchema) -> dict[str, tf.TensorSpec]:
     spec = {}
     for col in schema.columns():
         if col.role in LABEL_KEYS or col.role == Role.EVENT_TIME:
@@ -115,7 +115,7 @@ def _feature_spec(schema: FeatureSchema) -> dict[str, tf.TensorSpec]:
     return spec
 
 
-def _label_spec(schema: FeatureSchema) -> dict[str, tf.TensorSpec]:
+def label_spec(schema: FeatureSchema) -> dict[str, tf.TensorSpec]:
     return {
         key: tf.TensorSpec([None], tf.float32)
         for role, key in LABEL_KEYS.items()
@@ -136,9 +136,9 @@ def to_tensors(
             continue
         values = df[col.name]
         if col.kind == Kind.ID_LIST:
-            features[col.name] = _pad_history(values, schema.history_length).astype(bytes)
+            features[col.name] = _pad_history(values, schema.history_length)
         elif col.kind in (Kind.TEXT, Kind.ID, Kind.CATEGORICAL):
-            features[col.name] = values.to_numpy(dtype=object).astype(str).astype(bytes)
+            features[col.name] = values.to_numpy(dtype=object)
         else:
             features[col.name] = values.to_numpy(dtype=np.float32, na_value=np.nan)
     label_arrays = {}
@@ -252,9 +252,9 @@ def dataset_from_parquet(
     complete once one pass over the dataset has finished.
     """
     files = expand_paths(paths)
-    with_labels = labels and bool(_label_spec(schema))
-    signature = (_feature_spec(schema), _label_spec(schema)) if with_labels \
-        else _feature_spec(schema)
+    with_labels = labels and bool(label_spec(schema))
+    signature = (feature_spec(schema), label_spec(schema)) if with_labels \
+        else feature_spec(schema)
 
     def generator():
         for features, label_arrays in iter_parquet_chunks(

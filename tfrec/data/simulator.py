@@ -138,6 +138,7 @@ class SimulatedData:
             relevance_label="relevance",
             relevance_range=(0, 3),
             event_time="event_time",
+            position="position",
             history_length=self.config.history_max,
         )
 
@@ -385,7 +386,7 @@ def simulate(config: SimulatorConfig | None = None) -> SimulatedData:
         "item_category": np.array(cat.categories, dtype=object)[cat.cat[flat_item]],
         "item_brand": brand_names[flat_item],
         "item_price": cat.price[flat_item],
-        "position": position.ravel(),
+        "position": position.ravel().astype(float),
         "click": click.ravel().astype(np.int64),
         "purchase": purchase.ravel().astype(np.int64),
         "purchase_value": purchase_value.ravel(),

@@ -1,0 +1,29 @@
+"""`MaskedMeanPooling`: the mean of a padded sequence of vectors.
+
+Example:
+
+```python
+pool = MaskedMeanPooling()
+pool(vectors, mask)   # vectors [B, L, D], mask [B, L] bool -> [B, D]
+```
+"""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="tfrec")
+class MaskedMeanPooling(keras.layers.Layer):
+    """Averages `[batch, length, dim]` vectors where `mask` is true; zeros if none."""
+
+    def call(self, vectors, mask):
+        weights = tf.cast(mask, vectors.dtype)[..., None]
+        total = tf.reduce_sum(vectors * weights, axis=-2)
+        count = tf.reduce_sum(weights, axis=-2)
+        return total / tf.maximum(count, 1.0)
+
+    def compute_output_shape(self, input_shape, mask_shape=None):
+        return input_shape[:-2] + input_shape[-1:]
+
+    def get_config(self):
+        return super().get_config()

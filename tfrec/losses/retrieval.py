@@ -1,0 +1,76 @@
+"""In-batch sampled softmax for two-tower retrieval, built on keras-rs layers.
+
+Every other item in the batch is a negative for a query. The layer applies, in
+order: temperature, removal of accidental hits (the same item elsewhere in the
+batch is not a negative; keras-rs `RemoveAccidentalHits`), the logQ correction
+for popular items being over-sampled as negatives (keras-rs
+`SamplingProbabilityCorrection`, Yi et al., RecSys 2019), and optionally keeps
+only the hardest negatives (keras-rs `HardNegativeMining`).
+
+Example:
+
+```python
+loss_layer = InBatchSoftmaxRetrievalLoss(temperature=0.05)
+loss = loss_layer(query_emb, item_emb, item_index, sampling_prob, weights)
+```
+"""
+
+import keras
+import keras_rs
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="tfrec")
+class InBatchSoftmaxRetrievalLoss(keras.layers.Layer):
+    """Weighted mean in-batch softmax cross-entropy of each positive pair.
+
+    Args:
+        temperature: logits are `dot(query, item) / temperature`.
+        remove_accidental_hits: mask duplicates of the positive item.
+        logq_correction: subtract `log(sampling probability)` of candidates.
+        num_hard_negatives: if set, keep only this many hardest negatives.
+    """
+
+    def __init__(self, temperature=0.05, remove_accidental_hits=True, logq_correction=True,
+                 num_hard_negatives=None, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = float(temperature)
+        self.remove_accidental_hits = bool(remove_accidental_hits)
+        self.logq_correction = bool(logq_correction)
+        self.num_hard_negatives = int(num_hard_negatives) if num_hard_negatives else None
+        self.accidental_hits = keras_rs.layers.RemoveAccidentalHits()
+        self.correction = keras_rs.layers.SamplingProbabilityCorrection()
+        self.hard_negatives = (
+            keras_rs.layers.HardNegativeMining(self.num_hard_negatives) if self.num_hard_negatives else None
+        )
+
+    def logits_and_labels(self, query, items, item_index=None, sampling_probability=None):
+        logits = tf.matmul(query, items, transpose_b=True) / self.temperature
+        labels = tf.eye(tf.shape(logits)[0], tf.shape(logits)[1], dtype=logits.dtype)
+        if self.remove_accidental_hits and item_index is not None:
+            logits = self.accidental_hits(logits, labels, tf.cast(item_index, "int64"))
+        if self.logq_correction and sampling_probability is not None:
+            prob = tf.broadcast_to(tf.cast(sampling_probability, logits.dtype)[None, :], tf.shape(logits))
+            logits = self.correction(logits, prob)
+        if self.hard_negatives is not None:
+            # keras-rs clamps the count to the number of candidates itself.
+            logits, labels = self.hard_negatives(logits, labels)
+        return logits, labels
+
+    def call(self, query, items, item_index=None, sampling_probability=None, weights=None):
+        logits, labels = self.logits_and_labels(query, items, item_index, sampling_probability)
+        per_row = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        if weights is None:
+            return tf.reduce_mean(per_row)
+        weights = tf.cast(weights, per_row.dtype)
+        return tf.reduce_sum(per_row * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "temperature": self.temperature,
+            "remove_accidental_hits": self.remove_accidental_hits,
+            "logq_correction": self.logq_correction,
+            "num_hard_negatives": self.num_hard_negatives,
+        })
+        return config

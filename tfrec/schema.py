@@ -277,6 +277,18 @@ class FeatureSchema:
     def item_feature_names(self) -> list[str]:
         return self.column_names(ITEM_ROLES)
 
+    def restrict(self, columns) -> "FeatureSchema":
+        """The same mapping keeping only `columns` (e.g. those a table has)."""
+        keep = set(columns)
+        changes = {}
+        for role in Role:
+            value = getattr(self, role.value)
+            if role in LIST_ROLES:
+                changes[role.value] = [c for c in value if c in keep]
+            elif value is not None and value not in keep:
+                changes[role.value] = None
+        return dataclasses.replace(self, **changes)
+
     # ------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

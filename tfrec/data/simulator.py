@@ -120,6 +120,39 @@ class SimulatedData:
     item_latent: np.ndarray
     user_latent: np.ndarray
     config: SimulatorConfig
+    truth: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def true_click_logits(self, session_ids, item_index=None) -> np.ndarray:
+        """Planted attractiveness logits of items for sessions (position 1).
+
+        Args:
+            session_ids: `[n]` session ids (the `session_id` column).
+            item_index: `[n, m]` catalog rows to score; all items if None.
+
+        Returns:
+            `[n, m]` (or `[n, num_items]`) logits; `sigmoid` of them is the
+            click probability at position 1. The oracle ranks by them.
+        """
+        t = self.truth
+        session_ids = np.asarray(session_ids)
+        users = t["session_user"][session_ids]
+        q = t["query_latent"][session_ids]
+        u = self.user_latent[users]
+        if item_index is None:
+            items = self.item_latent
+            aff = q @ items.T + 0.5 * (u @ items.T)
+            quality, rel_price = t["quality"][None, :], t["relative_log_price"][None, :]
+        else:
+            items = self.item_latent[item_index]
+            aff = np.einsum("nd,nmd->nm", q, items) + 0.5 * np.einsum("nd,nmd->nm", u, items)
+            quality, rel_price = t["quality"][item_index], t["relative_log_price"][item_index]
+        price_penalty = 0.3 * rel_price * (1 - 0.3 * np.tanh(t["propensity"][users]))[:, None]
+        return self.config.base_ctr_logit + self.config.affinity_weight * aff + quality - price_penalty
+
+    def true_query_affinity(self, session_ids, item_index) -> np.ndarray:
+        """Query-item latent affinity (graded relevance is binned from it)."""
+        q = self.truth["query_latent"][np.asarray(session_ids)]
+        return np.einsum("nd,nmd->nm", q, self.item_latent[item_index])
 
     def schema(self) -> FeatureSchema:
         """The `FeatureSchema` of `impressions` (and of `users`/`items`)."""
@@ -337,14 +370,17 @@ def simulate(config: SimulatorConfig | None = None) -> SimulatedData:
     cand = np.where(src < 0.5, in_cat, np.where(src < 0.75, popular, uniform))
     cand = np.where(cat.count[sess_cat][:, None] > 0, cand, uniform)
 
-    # True click model.
-    qv = np.einsum("sd,skd->sk", q_latent, cat.latent[cand])
-    uv = np.einsum("sd,skd->sk", user_latent[sess_user], cat.latent[cand])
-    log_price = np.log(cat.price[cand])
-    cat_mean_log_price = np.log([catalog_words.BASE_PRICE[c] for c in cat.categories])[cat.cat[cand]]
-    price_penalty = 0.3 * (log_price - cat_mean_log_price) * (1 - 0.3 * np.tanh(propensity[sess_user]))[:, None]
-    logit = (cfg.base_ctr_logit + cfg.affinity_weight * (qv + 0.5 * uv)
-             + cat.quality[cand] - price_penalty)
+    # True click model (shared with SimulatedData.true_click_logits).
+    data = SimulatedData(None, None, None, cat.latent, user_latent, cfg, truth={
+        "session_user": sess_user,
+        "query_latent": q_latent,
+        "propensity": propensity,
+        "quality": cat.quality,
+        "relative_log_price": np.log(cat.price) - np.log(
+            [catalog_words.BASE_PRICE[c] for c in cat.categories])[cat.cat],
+    })
+    logit = data.true_click_logits(np.arange(S), cand)
+    qv = data.true_query_affinity(np.arange(S), cand)
     attractiveness = _sigmoid(logit)
     # Logging ranker: a noisy view of attractiveness decides the positions.
     logging_score = logit + rng.normal(0, 1.5, (S, K))
@@ -418,7 +454,8 @@ def simulate(config: SimulatorConfig | None = None) -> SimulatedData:
         "true_value_probability": value_p,
         "true_expected_value": expected_value,
     })
-    return SimulatedData(impressions, items, users, cat.latent, user_latent, cfg)
+    data.impressions, data.items, data.users = impressions, items, users
+    return data
 
 
 def _softmax(x):

@@ -38,9 +38,13 @@ def ziln_probability(logits):
 
 
 def ziln_expected_value(logits):
-    """E[value] = P(value > 0) * exp(mu + scale^2 / 2)."""
+    """E[value] = P(value > 0) * exp(mu + scale^2 / 2).
+
+    The exponent is capped at 30 (about 1e13) so that an untrained head cannot
+    overflow to inf.
+    """
     p_logit, loc, scale = _split(logits)
-    return tf.sigmoid(p_logit) * tf.exp(loc + 0.5 * tf.square(scale))
+    return tf.sigmoid(p_logit) * tf.exp(tf.minimum(loc + 0.5 * tf.square(scale), 30.0))
 
 
 def ziln_loss_per_example(labels, logits):

@@ -91,6 +91,7 @@ class ModelConfig:
             start).
         max_vocabulary: most ids kept per id/categorical column (by count).
         tower_units: hidden layer sizes of each tower's MLP.
+        dropout: dropout after hidden layers of towers, experts and heads.
         use_text: False builds an id/attribute-only model (no BERT).
         text: the `TextConfig`.
         temperature: softmax temperature of the retrieval logits.
@@ -102,6 +103,10 @@ class ModelConfig:
         num_experts: shared experts (MMoE, PLE).
         expert_units: hidden sizes of each expert.
         value_loss: `"ziln"`, `"mse"` or `"huber"` for the user-value head.
+        value_detach_profile: the value head reads the user profile without
+            training it. One user's value label repeats on every row of that
+            user; letting it train the shared embeddings makes them memorise
+            users instead of learning what predicts value.
         loss_weights: weight of each task's loss (`retrieval`, `ctr`,
             `value`, `relevance`); tasks whose label the schema lacks are off.
         max_position: positions above it share the last position-bias slot.
@@ -114,6 +119,7 @@ class ModelConfig:
     id_dropout: float = 0.1
     max_vocabulary: int = 200_000
     tower_units: list[int] = dataclasses.field(default_factory=lambda: [128])
+    dropout: float = 0.1
     use_text: bool = True
     text: TextConfig = dataclasses.field(default_factory=TextConfig)
     temperature: float = 0.05
@@ -125,6 +131,7 @@ class ModelConfig:
     num_experts: int = 4
     expert_units: list[int] = dataclasses.field(default_factory=lambda: [64])
     value_loss: str = "ziln"
+    value_detach_profile: bool = True
     loss_weights: dict[str, float] = dataclasses.field(
         default_factory=lambda: {"retrieval": 1.0, "ctr": 1.0, "value": 0.3, "relevance": 0.3}
     )

@@ -77,19 +77,19 @@ class TwoTowerModel(keras.Model):
         self.item_text_enabled = bool(text_encoder is not None and self.schema.item_text
                                       and cfg.text.item_text == "shared")
         self.query_text_enabled = bool(text_encoder is not None and self.schema.query_text)
-        self.query_mlp = _mlp(cfg.tower_units, "query_tower")
+        self.query_mlp = _mlp(cfg.tower_units, "query_tower", cfg.dropout)
         self.query_projection = keras.layers.Dense(cfg.embedding_dim, name="query_embedding")
-        self.item_mlp = _mlp(cfg.tower_units, "item_tower")
+        self.item_mlp = _mlp(cfg.tower_units, "item_tower", cfg.dropout)
         self.item_projection = keras.layers.Dense(cfg.embedding_dim, name="item_embedding")
         self.crosses = [keras_rs.layers.FeatureCross(name=f"cross_{i}") for i in range(cfg.cross_layers)]
         self.tasks = ["ctr"] + (["relevance"] if self.schema.relevance_label else [])
         self.multitask = MultiTaskBlock(cfg.multitask, num_tasks=len(self.tasks), num_experts=cfg.num_experts,
-                                        units=cfg.expert_units, name="multitask")
+                                        units=cfg.expert_units, dropout=cfg.dropout, name="multitask")
         self.ctr_head = keras.layers.Dense(1, name="ctr_logit")
         self.relevance_head = keras.layers.Dense(1, name="relevance") if "relevance" in self.tasks else None
         self.position_bias = keras.layers.Embedding(cfg.max_position + 1, 1, embeddings_initializer="zeros",
                                                     name="position_bias")
-        self.value_mlp = _mlp([64], "value_tower")
+        self.value_mlp = _mlp([64], "value_tower", cfg.dropout)
         self.value_head = keras.layers.Dense(3 if cfg.value_loss == "ziln" else 1, name="value_logits")
         self.retrieval_loss = InBatchSoftmaxRetrievalLoss(
             temperature=cfg.temperature, remove_accidental_hits=cfg.remove_accidental_hits,
@@ -163,6 +163,8 @@ class TwoTowerModel(keras.Model):
         return (embedding, hidden) if return_hidden else embedding
 
     def _value_outputs(self, profile, training):
+        if self.config.value_detach_profile:
+            profile = tf.stop_gradient(profile)
         raw = self.value_head(self.value_mlp(profile, training=training))
         if self.config.value_loss == "ziln":
             return {"value_logits": raw, "user_value": ziln_expected_value(raw),

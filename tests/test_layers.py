@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfrec.layers.id_embedding import IdEmbedding
+from tfrec.layers.masked_mean_pooling import MaskedMeanPooling
+from tfrec.layers.multi_task_block import MultiTaskBlock
+from tfrec.layers.numeric_features import NumericFeatures
+
+
+def test_unseen_ids_go_to_oov_buckets_never_errors():
+    emb = IdEmbedding(["a", "b", "c"], output_dim=4, num_oov=2)
+    index = emb.index(tf.constant(["a", "c", "never-seen", "", "zzz"])).numpy()
+    assert index[0] == 2 and index[1] == 4  # known ids after the 2 OOV buckets
+    assert all(0 <= i < 2 for i in index[2:])  # unknown -> an OOV bucket
+    assert emb(tf.constant(["never-seen"])).shape == (1, 4)
+    clone = IdEmbedding.from_config(emb.get_config())
+    assert clone.vocabulary == ["a", "b", "c"] and clone.num_oov == 2
+
+
+def test_id_dropout_only_in_training():
+    emb = IdEmbedding([str(i) for i in range(100)], output_dim=2, num_oov=1, id_dropout=0.5, seed=1)
+    ids = tf.constant([str(i) for i in range(100)])
+    emb.build()
+    table = emb.embedding.embeddings.numpy()
+    trained = emb(ids, training=True).numpy()
+    inferred = emb(ids, training=False).numpy()
+    np.testing.assert_allclose(inferred, table[1:])
+    dropped = np.all(np.isclose(trained, table[0]), axis=1).mean()
+    assert 0.3 < dropped < 0.7
+
+
+def test_numeric_features_scale_log_and_flag_missing():
+    values = np.array([[1.0, 10.0], [3.0, 100.0], [np.nan, 1000.0]])
+    layer = NumericFeatures.fit(values, log_scale=[False, True])
+    out = layer(tf.constant(values, tf.float32)).numpy()
+    assert out.shape == (3, 4)
+    np.testing.assert_allclose(out[:2, 0], [-1.0, 1.0], atol=1e-5)  # mean 2, std 1
+    assert out[2, 0] == 0.0 and out[2, 2] == 1.0 and out[0, 2] == 0.0  # missing -> 0 + flag
+    logs = np.log1p([10.0, 100.0, 1000.0])
+    np.testing.assert_allclose(out[:, 1], (logs - logs.mean()) / logs.std(), rtol=1e-4)
+    assert NumericFeatures.from_config(layer.get_config()).mean == layer.mean
+
+
+def test_masked_mean_pooling():
+    vectors = tf.constant([[[1.0, 1.0], [3.0, 5.0]], [[2.0, 2.0], [9.0, 9.0]]])
+    mask = tf.constant([[True, True], [False, False]])
+    np.testing.assert_allclose(MaskedMeanPooling()(vectors, mask).numpy(), [[2.0, 3.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("structure", ["shared_bottom", "mmoe", "ple"])
+def test_multi_task_block(structure):
+    block = MultiTaskBlock(structure, num_tasks=2, num_experts=3, units=[8])
+    outputs = block(tf.random.normal([5, 6]))
+    assert len(outputs) == 2 and all(o.shape == (5, 8) for o in outputs)
+    if structure != "shared_bottom":
+        # Each task has its own gate, so the task outputs differ.
+        assert not np.allclose(outputs[0].numpy(), outputs[1].numpy())
+    clone = MultiTaskBlock.from_config(block.get_config())
+    assert clone.structure == structure and clone.num_tasks == 2
+    with pytest.raises(ValueError, match="structure"):
+        MultiTaskBlock("moe")

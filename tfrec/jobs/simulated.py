@@ -1,0 +1,228 @@
+"""The main job on the embedded default data: simulate, train, evaluate.
+
+Each step prints what it did; the evaluation puts the model beside the oracle
+(the simulator's planted truth: the best achievable) and a popularity
+baseline, for CTR, retrieval and user value.
+
+Example:
+
+```python
+results = run(JobConfig.from_yaml("training/configs/quickstart.yaml"))
+results["metrics"]["retrieval"]["model"]["recall@50"]
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfrec import metrics as M
+from tfrec.data.pipeline import RowAccounting, dataset_from_dataframe
+from tfrec.data.simulator import SimulatedData, simulate
+from tfrec.data.split import time_split
+from tfrec.data.validation import validate
+from tfrec.jobs.config import JobConfig
+from tfrec.models.builder import build_model
+from tfrec.models.inference import encode_items, encode_queries, predict_dataframe, predict_user_value
+
+
+def _log(msg):
+    print(f"[tfrec {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+HOLDOUT_BUCKETS = 1000
+
+
+def holdout_users(user_ids, fraction) -> np.ndarray:
+    """Users whose value label training never sees (stable hash of the id)."""
+    buckets = tf.strings.to_hash_bucket_fast(np.asarray(user_ids, dtype=object).astype(str), HOLDOUT_BUCKETS)
+    return buckets.numpy() < int(round(fraction * HOLDOUT_BUCKETS))
+
+
+def mask_value_labels(ds, user_column, fraction):
+    """Replaces the value label of held-out users by NaN (the loss skips NaN)."""
+    limit = int(round(fraction * HOLDOUT_BUCKETS))
+
+    def fn(features, labels):
+        held = tf.strings.to_hash_bucket_fast(features[user_column], HOLDOUT_BUCKETS) < limit
+        labels = dict(labels)
+        labels["value"] = tf.where(held, tf.constant(np.nan, tf.float32), labels["value"])
+        return features, labels
+
+    return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def train(config: JobConfig, schema, train_df, valid_df):
+    """Builds, compiles and fits the model; returns (model, history)."""
+    keras.utils.set_random_seed(config.training.seed)
+    model = build_model(schema, config.model, train_df)
+    optimizer = keras.optimizers.AdamW(config.training.learning_rate, weight_decay=config.training.weight_decay,
+                                       clipnorm=config.training.clipnorm)
+    model.compile(optimizer=optimizer)
+    bs = config.training.batch_size
+    train_ds = dataset_from_dataframe(train_df, schema, batch_size=bs, seed=config.training.seed,
+                                      drop_remainder=True)
+    valid_ds = dataset_from_dataframe(valid_df, schema, batch_size=bs, shuffle=False, drop_remainder=True)
+    if schema.value_label and schema.user_id and config.training.value_holdout_fraction > 0:
+        train_ds = mask_value_labels(train_ds, schema.user_id, config.training.value_holdout_fraction)
+        valid_ds = mask_value_labels(valid_ds, schema.user_id, config.training.value_holdout_fraction)
+    callbacks = []
+    if config.training.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", mode="min", patience=config.training.early_stopping_patience,
+            restore_best_weights=True))
+    history = model.fit(train_ds, validation_data=valid_ds, epochs=config.training.epochs,
+                        verbose=config.training.verbose, callbacks=callbacks)
+    return model, history
+
+
+# ------------------------------------------------------------------ evaluation
+def evaluate_ctr(model, sim: SimulatedData, train_df, test_df):
+    out = predict_dataframe(model, test_df, outputs=("ctr",))
+    y = test_df.click.to_numpy()
+    # Baseline: smoothed item CTR in training times the position's CTR ratio.
+    global_ctr = train_df.click.mean()
+    by_item = train_df.groupby("item_id").click.agg(["sum", "count"])
+    item_ctr = (by_item["sum"] + 20 * global_ctr) / (by_item["count"] + 20)
+    pos_ratio = train_df.groupby("position").click.mean() / global_ctr
+    baseline = (test_df.item_id.map(item_ctr).fillna(global_ctr).to_numpy()
+                * test_df.position.map(pos_ratio).fillna(1.0).to_numpy())
+    result = {}
+    for name, p in (("model", out["ctr"]), ("oracle", test_df.true_ctr.to_numpy()), ("popularity", baseline)):
+        result[name] = {"auc": M.auc(y, p), "log_loss": M.log_loss(y, p), "ece": M.expected_calibration_error(y, p)}
+    return result
+
+
+def evaluate_retrieval(model, sim: SimulatedData, train_df, test_df, ks, max_queries, seed=0):
+    clicked = test_df[test_df.click == 1].drop_duplicates(["session_id", "item_id"])
+    if len(clicked) > max_queries:
+        clicked = clicked.sample(max_queries, random_state=seed)
+    catalog = sim.items
+    row_of = pd.Series(np.arange(len(catalog)), index=catalog.item_id)
+    target = row_of[clicked.item_id].to_numpy()
+    ranks = {
+        "model": M.ranks_of_targets(encode_queries(model, clicked), encode_items(model, catalog), target),
+    }
+    popularity = train_df[train_df.click == 1].item_id.value_counts().reindex(catalog.item_id).fillna(0).to_numpy()
+    pop_scores = np.broadcast_to(popularity, (1, len(catalog)))
+    ranks["popularity"] = np.array([(pop_scores[0] >= pop_scores[0, t]).sum() for t in target])
+    oracle_logits = sim.true_click_logits(clicked.session_id.to_numpy())
+    ranks["oracle"] = (oracle_logits >= oracle_logits[np.arange(len(target)), target][:, None]).sum(1)
+    result = {}
+    for name, r in ranks.items():
+        row = {f"recall@{k}": M.recall_at_k(r, k) for k in ks}
+        row.update({f"ndcg@{k}": M.ndcg_at_k(r, k) for k in ks})
+        row["mrr"] = M.mrr(r)
+        result[name] = row
+    result["queries"] = int(len(clicked))
+    return result
+
+
+def evaluate_value(model, sim: SimulatedData, fraction):
+    users = sim.users
+    held = holdout_users(users.user_id, fraction) if fraction > 0 else np.ones(len(users), bool)
+    test_users, train_users = users[held], users[~held]
+    y = test_users.future_value.to_numpy()
+    pred = predict_user_value(model, test_users)["user_value"]
+    seg_mean = train_users.groupby("user_segment").future_value.mean()
+    baseline = test_users.user_segment.map(seg_mean).fillna(train_users.future_value.mean()).to_numpy()
+    result = {}
+    for name, p in (("model", pred), ("oracle", test_users.true_expected_value.to_numpy()),
+                    ("segment_mean", baseline)):
+        result[name] = {
+            "normalized_gini": M.normalized_gini(y, p),
+            "spearman": M.spearman(y, p),
+            "decile_mape": M.decile_mape(y, p),
+            "spend_auc": M.auc(y > 0, p),
+        }
+    result["users"] = int(held.sum())
+    return result
+
+
+def print_summary(metrics, ks):
+    k_mid = ks[len(ks) // 2]
+    ctr, ret, val = metrics["ctr"], metrics["retrieval"], metrics["value"]
+    lines = [
+        "",
+        f"{'metric':<26}{'model':>10}{'oracle':>10}{'baseline':>10}   baseline",
+        f"{'CTR AUC':<26}{ctr['model']['auc']:>10.4f}{ctr['oracle']['auc']:>10.4f}"
+        f"{ctr['popularity']['auc']:>10.4f}   item CTR x position",
+        f"{'CTR log loss':<26}{ctr['model']['log_loss']:>10.4f}{ctr['oracle']['log_loss']:>10.4f}"
+        f"{ctr['popularity']['log_loss']:>10.4f}",
+        f"{'CTR ECE':<26}{ctr['model']['ece']:>10.4f}{ctr['oracle']['ece']:>10.4f}{ctr['popularity']['ece']:>10.4f}",
+    ]
+    for k in ks:
+        lines.append(f"{f'Recall@{k}':<26}{ret['model'][f'recall@{k}']:>10.4f}{ret['oracle'][f'recall@{k}']:>10.4f}"
+                     f"{ret['popularity'][f'recall@{k}']:>10.4f}   popularity")
+    lines.append(f"{f'NDCG@{k_mid}':<26}{ret['model'][f'ndcg@{k_mid}']:>10.4f}"
+                 f"{ret['oracle'][f'ndcg@{k_mid}']:>10.4f}{ret['popularity'][f'ndcg@{k_mid}']:>10.4f}")
+    lines.append(f"{'MRR':<26}{ret['model']['mrr']:>10.4f}{ret['oracle']['mrr']:>10.4f}{ret['popularity']['mrr']:>10.4f}")
+    for key, label in (("normalized_gini", "Value normalised Gini"), ("spearman", "Value Spearman"),
+                       ("spend_auc", "Value AUC(spends at all)"), ("decile_mape", "Value decile MAPE")):
+        lines.append(f"{label:<26}{val['model'][key]:>10.4f}{val['oracle'][key]:>10.4f}"
+                     f"{val['segment_mean'][key]:>10.4f}   segment mean")
+    print("\n".join(lines), flush=True)
+
+
+def targets(metrics, ks):
+    """The quickstart's acceptance targets, each with its measured numbers."""
+    ctr, ret, val = metrics["ctr"], metrics["retrieval"], metrics["value"]
+    k = 50 if 50 in ks else ks[len(ks) // 2]
+    return {
+        "ctr_auc_within_0.03_of_oracle": ctr["oracle"]["auc"] - ctr["model"]["auc"] <= 0.03,
+        f"recall@{k}_at_least_2x_popularity": ret["model"][f"recall@{k}"] >= 2 * ret["popularity"][f"recall@{k}"],
+        "value_gini_at_least_0.8_of_oracle":
+            val["model"]["normalized_gini"] >= 0.8 * val["oracle"]["normalized_gini"],
+    }
+
+
+def run(config: JobConfig) -> dict:
+    """Simulate, validate, split, train, evaluate; write the run directory."""
+    t0 = time.time()
+    out_dir = config.output_dir
+    os.makedirs(out_dir, exist_ok=True)
+    config.to_yaml(os.path.join(out_dir, "config.yaml"))
+    _log(f"simulating {config.simulator.num_sessions} sessions x {config.simulator.slate_size} slots, "
+         f"{config.simulator.num_users} users, {config.simulator.num_items} items (seed {config.simulator.seed})")
+    sim = simulate(config.simulator)
+    schema = sim.schema()
+    acc = RowAccounting()
+    report = validate(sim.impressions, schema)
+    acc.add(report)
+    _log("validated: " + acc.summary().replace("\n", "; "))
+    split = time_split(report.valid, schema, valid_fraction=config.valid_fraction,
+                       test_fraction=config.test_fraction)
+    _log(f"time split: {split.sizes()} (valid from {split.valid_start}, test from {split.test_start})")
+    t_train = time.time()
+    model, history = train(config, schema, split.train, split.valid)
+    train_seconds = time.time() - t_train
+    _log(f"trained {config.training.epochs} epoch(s) in {train_seconds:.0f}s "
+         f"({len(split.train) * config.training.epochs / train_seconds:.0f} examples/s)")
+    model_path = os.path.join(out_dir, "model.keras")
+    model.save(model_path)
+    _log(f"saved {model_path} ({os.path.getsize(model_path) / 1e6:.1f} MB)")
+    ks = list(config.evaluation.ks)
+    metrics = {
+        "ctr": evaluate_ctr(model, sim, split.train, split.test),
+        "retrieval": evaluate_retrieval(model, sim, split.train, split.test, ks, config.evaluation.max_queries),
+        "value": evaluate_value(model, sim, config.training.value_holdout_fraction),
+        "rows": acc.to_dict(),
+        "split": split.sizes(),
+        "train_seconds": train_seconds,
+        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+    }
+    metrics["targets"] = targets(metrics, ks)
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2, default=float)
+    print_summary(metrics, ks)
+    for name, ok in metrics["targets"].items():
+        print(f"  target {name}: {'met' if ok else 'NOT met'}")
+    _log(f"done in {time.time() - t0:.0f}s; run directory {out_dir}")
+    return {"model": model, "metrics": metrics, "sim": sim, "split": split, "schema": schema}

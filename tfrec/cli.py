@@ -2,6 +2,7 @@
 
 ```
 tfrec quickstart [--config training/configs/quickstart.yaml] [--output-dir DIR]
+tfrec cold-start [--config ...] [--held-out 0.15]
 tfrec simulate --out impressions.parquet [--sessions N] [--seed S]
 tfrec validate --data FILES --schema schema.yaml [--rejected rejected.parquet]
 tfrec online-retail [--path online_retail.parquet] [--cutoff 2011-08-31]
@@ -41,6 +42,19 @@ def cmd_quickstart(args) -> int:
     if args.epochs:
         config.training.epochs = args.epochs
     run(config)
+    return 0
+
+
+def cmd_cold_start(args) -> int:
+    _quiet_tensorflow()
+    from tfrec.jobs.cold_start import run
+    from tfrec.jobs.config import JobConfig
+
+    config = JobConfig.from_yaml(args.config) if args.config else JobConfig()
+    if args.epochs:
+        config.training.epochs = args.epochs
+    result = run(config, held_out_fraction=args.held_out, k=args.k)
+    print(json.dumps(result, indent=2, default=float))
     return 0
 
 
@@ -101,6 +115,13 @@ def main(argv=None) -> int:
     p.add_argument("--output-dir", default=None, help="run directory (overrides the config)")
     p.add_argument("--epochs", type=int, default=None, help="override training.epochs")
     p.set_defaults(fn=cmd_quickstart)
+
+    p = sub.add_parser("cold-start", help="retrieval of never-seen items: BERT towers vs id-only")
+    p.add_argument("--config", default=_default_config())
+    p.add_argument("--held-out", type=float, default=0.15, help="share of items removed from training")
+    p.add_argument("--k", type=int, default=50)
+    p.add_argument("--epochs", type=int, default=None)
+    p.set_defaults(fn=cmd_cold_start)
 
     p = sub.add_parser("simulate", help="write simulated impressions and their schema")
     p.add_argument("--out", required=True)

@@ -7,9 +7,11 @@ dot product is the retrieval score. On top:
 
 * retrieval: in-batch softmax over the batch's items (`InBatchSoftmaxRetrievalLoss`);
 * CTR: DCN-v2 crosses (keras-rs `FeatureCross`) of both towers' hidden
-  representations and their product, a multi-task block, and a sigmoid. A
-  position-bias term learnt from logged positions is added in training and
-  evaluation on logs; scoring without a position scores position 1;
+  representations and their product, a multi-task block, and a sigmoid giving
+  P(click | seen). Position bias is factored out as in PAL (Guo et al.,
+  RecSys 2019): P(click) = P(seen | position) * P(click | seen), with
+  P(seen | position) learnt from logged positions. Scoring without a position
+  scores position 1;
 * relevance (if the schema has graded labels): regression onto the label range;
 * user value: zero-inflated lognormal (or MSE / Huber) on the user profile.
 
@@ -87,7 +89,10 @@ class TwoTowerModel(keras.Model):
                                         units=cfg.expert_units, dropout=cfg.dropout, name="multitask")
         self.ctr_head = keras.layers.Dense(1, name="ctr_logit")
         self.relevance_head = keras.layers.Dense(1, name="relevance") if "relevance" in self.tasks else None
-        self.position_bias = keras.layers.Embedding(cfg.max_position + 1, 1, embeddings_initializer="zeros",
+        # Logit of P(seen | position); starts at 0 (P = 0.5) for every
+        # position, where the sigmoid is not saturated and the curve can move.
+        self.position_bias = keras.layers.Embedding(cfg.max_position + 1, 1,
+                                                    embeddings_initializer="zeros",
                                                     name="position_bias")
         self.value_mlp = _mlp([64], "value_tower", cfg.dropout)
         self.value_head = keras.layers.Dense(3 if cfg.value_loss == "ziln" else 1, name="value_logits")
@@ -186,14 +191,21 @@ class TwoTowerModel(keras.Model):
         for cross in self.crosses:
             x = cross(x0, x)
         task_inputs = self.multitask(x, training=training)
-        ctr_logit = tf.reshape(self.ctr_head(task_inputs[0]), [-1])
-        ctr_logit += tf.reshape(self.position_bias(self._position(features)), [-1])
+        # The two-tower score enters the head directly: MLPs learn dot
+        # products poorly (Rendle et al., RecSys 2020), and the retrieval task
+        # already trains it on clicks.
+        scaled_score = score[:, None] / self.config.temperature
+        click_if_seen = tf.reshape(self.ctr_head(tf.concat([task_inputs[0], scaled_score], -1)), [-1])
+        seen = tf.reshape(self.position_bias(self._position(features)), [-1])
+        # log P(click) and log P(no click) of P = sigmoid(seen) * sigmoid(click_if_seen).
+        log_p = tf.math.log_sigmoid(click_if_seen) + tf.math.log_sigmoid(seen)
+        log_not_p = tf.math.log(-tf.math.expm1(tf.minimum(log_p, -1e-7)))
         outputs = {
             "query_embedding": q_emb,
             "item_embedding": i_emb,
             "score": score,
-            "ctr_logit": ctr_logit,
-            "ctr": tf.sigmoid(ctr_logit),
+            "ctr_logit": log_p - log_not_p,
+            "ctr": tf.exp(log_p),
         }
         if self.relevance_head is not None:
             low, high = self.schema.relevance_range

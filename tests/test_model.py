@@ -146,3 +146,51 @@ def test_value_labels_given_as_nan_are_skipped(data):
     y_pred = model(features)
     losses = model.task_losses(features, {"value": tf.constant([np.nan] * 4)}, y_pred)
     assert float(losses["value"]) == 0.0
+
+
+def test_task_losses_match_hand_computation(trained, data):
+    from tfrec.data.pipeline import to_tensors
+    from tfrec.losses.ziln import ziln_loss_per_example
+
+    model, _ = trained
+    sim, df = data
+    rows = df.head(32)
+    features, labels = to_tensors(rows, sim.schema())
+    features = {k: tf.constant(v) for k, v in features.items()}
+    labels = {k: tf.constant(v) for k, v in labels.items()}
+    y_pred = model(features)
+    losses = model.task_losses(features, labels, y_pred)
+    p = np.clip(y_pred["ctr"].numpy().astype(np.float64), 1e-12, 1 - 1e-12)
+    y = labels["click"].numpy()
+    np.testing.assert_allclose(float(losses["ctr"]), -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)), rtol=1e-4)
+    rel = y_pred["relevance"].numpy() - labels["relevance"].numpy()
+    np.testing.assert_allclose(float(losses["relevance"]), np.mean(rel**2), rtol=1e-5)
+    np.testing.assert_allclose(float(losses["value"]),
+                               np.mean(ziln_loss_per_example(labels["value"], y_pred["value_logits"]).numpy()),
+                               rtol=1e-5)
+    # Retrieval: in-batch softmax over the batch's items, clicked rows as positives.
+    q, i = y_pred["query_embedding"].numpy(), y_pred["item_embedding"].numpy()
+    logits = q @ i.T / model.config.temperature
+    ids = rows.item_id.to_numpy()
+    logits = np.where((ids[:, None] == ids[None, :]) & ~np.eye(len(ids), dtype=bool), -1e9, logits)
+    index = model.item_encoder.item_index(features).numpy()
+    logits = logits - np.log(np.clip(model.item_sampling_probability.numpy()[index], 1e-6, 1))[None, :]
+    logits = logits - logits.max(axis=1, keepdims=True)
+    per_row = -(np.diag(logits) - np.log(np.exp(logits).sum(axis=1)))
+    expected = (per_row * y).sum() / max(y.sum(), 1)
+    np.testing.assert_allclose(float(losses["retrieval"]), expected, rtol=1e-4)
+    # Total loss = weighted sum.
+    weights = model.config.loss_weights
+    total = float(model.compute_loss(features, labels, y_pred))
+    assert total == pytest.approx(sum(weights[k] * float(v) for k, v in losses.items()), rel=1e-5)
+
+
+def test_keras_predict_and_evaluate_on_datasets(trained, data):
+    model, _ = trained
+    sim, df = data
+    ds = dataset_from_dataframe(df.head(100), sim.schema(), batch_size=50, shuffle=False)
+    out = model.predict(ds.map(lambda f, l: f), verbose=0)
+    assert out["ctr"].shape == (100,)
+    np.testing.assert_allclose(out["ctr"], predict_dataframe(model, df.head(100))["ctr"], rtol=1e-5)
+    result = model.evaluate(ds, return_dict=True, verbose=0)
+    assert {"loss", "ctr_auc", "retrieval_loss"} <= set(result)

@@ -18,8 +18,13 @@ import sys
 
 
 def _quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Hide TensorFlow's C++ start-up chatter (CUDA probing on CPU machines,
+    # oneDNN notices); Python errors still surface.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 
 
 def _default_config() -> str:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tfrec.data.validation import ValidationReport, validate
+from tfrec.data.validation import ValidationReport, format_row_counts, validate
 from tfrec.schema import FeatureSchema, Kind, Role
 
 LABEL_KEYS = {
@@ -71,13 +71,7 @@ class RowAccounting:
             )
 
     def summary(self) -> str:
-        lines = [
-            f"rows read {self.rows_read}, used {self.rows_used}, "
-            f"rejected {self.rows_rejected}"
-        ]
-        for reason, count in sorted(self.rejected.items()):
-            lines.append(f"  rejected {count:>8d}  {reason}")
-        return "\n".join(lines)
+        return format_row_counts(self.rows_read, self.rows_used, dict(self.rejected))
 
     def to_dict(self) -> dict:
         return {

@@ -89,13 +89,15 @@ class ValidationReport:
         return dict(collections.Counter(self.rejected[REASON_COLUMN]))
 
     def summary(self) -> str:
-        lines = [
-            f"rows read {self.rows_read}, used {self.rows_used}, "
-            f"rejected {self.rows_rejected}"
-        ]
-        for reason, count in sorted(self.rejected_by_reason.items()):
-            lines.append(f"  rejected {count:>8d}  {reason}")
-        return "\n".join(lines)
+        return format_row_counts(self.rows_read, self.rows_used, self.rejected_by_reason)
+
+
+def format_row_counts(rows_read: int, rows_used: int, rejected_by_reason: dict) -> str:
+    """Rows read, used and rejected, then one line per rejection reason."""
+    lines = [f"rows read {rows_read}, used {rows_used}, rejected {sum(rejected_by_reason.values())}"]
+    for reason, count in sorted(rejected_by_reason.items()):
+        lines.append(f"  rejected {count:>8d}  {reason}")
+    return "\n".join(lines)
 
 
 def _is_text_dtype(series: pd.Series) -> bool:

@@ -60,3 +60,17 @@ def test_multi_task_block(structure):
     assert clone.structure == structure and clone.num_tasks == 2
     with pytest.raises(ValueError, match="structure"):
         MultiTaskBlock("moe")
+
+
+def test_bag_of_words_encoder():
+    from tfrec.layers.bag_of_words_encoder import BagOfWordsEncoder
+
+    enc = BagOfWordsEncoder.from_corpus(["Red running shoes", "red mug", "oak desk"], output_dim=4, max_words=3)
+    assert enc.vocabulary[0] == "red" and "running" in enc.vocabulary
+    out = enc(tf.constant(["RED, shoes!", "", "unknown words only here"])).numpy()
+    assert out.shape == (3, 4)
+    table = enc.words.embedding.embeddings.numpy()
+    red, shoes = enc.words.index(tf.constant(["red", "shoes"])).numpy()
+    np.testing.assert_allclose(out[0], (table[red] + table[shoes]) / 2, rtol=1e-5)  # punctuation/case removed
+    np.testing.assert_allclose(out[1], 0.0)  # empty text -> zeros
+    assert BagOfWordsEncoder.from_config(enc.get_config()).vocabulary == enc.vocabulary

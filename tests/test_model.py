@@ -117,6 +117,8 @@ def test_keras_save_load_round_trip_is_identical(trained, data, tmp_path):
     dict(multitask="mmoe", value_loss="mse"),
     dict(multitask="ple", value_loss="huber", num_hard_negatives=8),
     dict(use_text=False),
+    dict(text=TextConfig(vocabulary_size=300, hidden_dim=16, num_layers=1, num_heads=2,
+                         query_sequence_length=6, item_sequence_length=8, item_text="bag_of_words")),
 ])
 def test_configurations_train(data, kw):
     sim, df = data
@@ -125,6 +127,8 @@ def test_configurations_train(data, kw):
     assert np.isfinite(history.history["loss"][0])
     if kw.get("use_text") is False:
         assert model.text_encoder is None
+    if "text" in kw:
+        assert model.item_text_encoder is not None and not model.item_text_enabled
 
 
 def test_schema_without_labels_of_some_tasks(data):

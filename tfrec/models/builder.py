@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tfrec.layers.bag_of_words_encoder import BagOfWordsEncoder
 from tfrec.layers.feature_encoders import ItemFeatureEncoder, UserFeatureEncoder
 from tfrec.layers.numeric_features import NumericFeatures
 from tfrec.layers.text_encoder import TextEncoder, minilm_preset_dir
@@ -120,5 +121,10 @@ def build_model(schema: FeatureSchema, config: ModelConfig | None, train_df: pd.
         # Unseen items get the rate of an item seen once (not zero: log(0)).
         oov = np.full(config.num_oov, 1.0 / total)
         prob = np.concatenate([oov, np.maximum(vocab_counts, 1.0) / total]).astype(np.float32)
+    item_text_encoder = None
+    if config.use_text and schema.item_text and config.text.item_text == "bag_of_words":
+        item_text_encoder = BagOfWordsEncoder.from_corpus(
+            pd.unique(train_df[schema.item_text].astype(str)), output_dim=emb, num_oov=config.num_oov,
+            name="item_text_words")
     return TwoTowerModel(schema, config, user_encoder, item_encoder, text_encoder,
-                         item_sampling_probability=prob, name="two_tower")
+                         item_sampling_probability=prob, item_text_encoder=item_text_encoder, name="two_tower")

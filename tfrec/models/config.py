@@ -47,8 +47,10 @@ class TextConfig:
         item_sequence_length: tokens per item title.
         pooling: `"mean"` or `"cls"`.
         trainable: fine-tune the backbone (False freezes it).
-        item_text: `"shared"` runs titles through the same BERT; `"none"`
-            leaves titles out of the item tower.
+        item_text: `"shared"` runs titles through the same BERT;
+            `"bag_of_words"` uses a light mean-of-word-embeddings encoder
+            (`BagOfWordsEncoder`) for titles instead; `"none"` leaves titles
+            out of the item tower.
     """
 
     preset: str | None = None
@@ -65,8 +67,9 @@ class TextConfig:
     item_text: str = "shared"
 
     def __post_init__(self):
-        if self.item_text not in ("shared", "none"):
-            raise ValueError(f"text.item_text must be 'shared' or 'none', got {self.item_text!r}")
+        if self.item_text not in ("shared", "bag_of_words", "none"):
+            raise ValueError(
+                f"text.item_text must be 'shared', 'bag_of_words' or 'none', got {self.item_text!r}")
         if self.pooling not in ("mean", "cls"):
             raise ValueError(f"text.pooling must be 'mean' or 'cls', got {self.pooling!r}")
         for name in ("query_sequence_length", "item_sequence_length"):

@@ -63,12 +63,14 @@ class TwoTowerModel(keras.Model):
         user_encoder: a `UserFeatureEncoder`.
         item_encoder: an `ItemFeatureEncoder`.
         text_encoder: a `TextEncoder`, or None for an id/attribute-only model.
+        item_text_encoder: a light title encoder (`BagOfWordsEncoder`) used
+            instead of the BERT for item titles, or None.
         item_sampling_probability: per item-vocabulary row (OOV buckets
             first) the share of training positives, for the logQ correction.
     """
 
     def __init__(self, schema, config, user_encoder, item_encoder, text_encoder=None,
-                 item_sampling_probability=None, **kwargs):
+                 item_sampling_probability=None, item_text_encoder=None, **kwargs):
         super().__init__(**kwargs)
         self.schema = schema if isinstance(schema, FeatureSchema) else FeatureSchema.from_dict(schema)
         self.config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
@@ -79,6 +81,7 @@ class TwoTowerModel(keras.Model):
         self.item_text_enabled = bool(text_encoder is not None and self.schema.item_text
                                       and cfg.text.item_text == "shared")
         self.query_text_enabled = bool(text_encoder is not None and self.schema.query_text)
+        self.item_text_encoder = item_text_encoder if self.schema.item_text else None
         self.query_mlp = _mlp(cfg.tower_units, "query_tower", cfg.dropout)
         self.query_projection = keras.layers.Dense(cfg.embedding_dim, name="query_embedding")
         self.item_mlp = _mlp(cfg.tower_units, "item_tower", cfg.dropout)
@@ -163,6 +166,8 @@ class TwoTowerModel(keras.Model):
         parts = [self.item_encoder(features, training=training)]
         if self.item_text_enabled:
             parts.insert(0, self._text(features[self.schema.item_text], training))
+        elif self.item_text_encoder is not None:
+            parts.insert(0, self.item_text_encoder(features[self.schema.item_text]))
         hidden = self.item_mlp(tf.concat(parts, -1), training=training)
         embedding = tf.math.l2_normalize(self.item_projection(hidden), axis=-1)
         return (embedding, hidden) if return_hidden else embedding
@@ -295,12 +300,14 @@ class TwoTowerModel(keras.Model):
             "user_encoder": keras.saving.serialize_keras_object(self.user_encoder),
             "item_encoder": keras.saving.serialize_keras_object(self.item_encoder),
             "text_encoder": keras.saving.serialize_keras_object(self.text_encoder) if self.text_encoder else None,
+            "item_text_encoder": keras.saving.serialize_keras_object(self.item_text_encoder)
+            if self.item_text_encoder else None,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("user_encoder", "item_encoder", "text_encoder"):
+        for key in ("user_encoder", "item_encoder", "text_encoder", "item_text_encoder"):
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)

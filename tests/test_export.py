@@ -1,0 +1,192 @@
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (loads the TF Text ops for the SavedModel)
+
+from tfrec.data.pipeline import dataset_from_dataframe
+from tfrec.data.simulator import SimulatorConfig, simulate
+from tfrec.data.validation import validate
+from tfrec.export import export_model
+from tfrec.export.ops import disallowed_ops, saved_model_ops
+from tfrec.export.saved_model import MANIFEST_FILE, WARMUP_FILE, example_inputs
+from tfrec.models import ModelConfig, TextConfig, build_model
+from tfrec.models.inference import encode_items, encode_queries, predict_dataframe, predict_user_value
+
+TEXT = TextConfig(vocabulary_size=300, hidden_dim=16, num_layers=1, num_heads=2,
+                  query_sequence_length=6, item_sequence_length=8)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    sim = simulate(SimulatorConfig(num_users=400, num_items=150, num_sessions=400, seed=4))
+    df = validate(sim.impressions, sim.schema()).valid
+    keras.utils.set_random_seed(0)
+    model = build_model(sim.schema(), ModelConfig(embedding_dim=16, id_embedding_dim=8, tower_units=[32],
+                                                  expert_units=[16], text=TEXT), df)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(dataset_from_dataframe(df, sim.schema(), batch_size=128, drop_remainder=True).take(5),
+              verbose=0)
+    return sim, df, model
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    sim, df, model = trained
+    base = tmp_path_factory.mktemp("models")
+    result = export_model(model, str(base), catalog=sim.items, examples=df.head(8), max_k=20,
+                          metrics={"auc": 0.5}, verbose=False)
+    return result, tf.saved_model.load(result.path)
+
+
+def call(loaded, name, inputs):
+    fn = loaded.signatures[name]
+    return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+
+
+def test_signature_parity_on_1000_rows(trained, exported):
+    sim, df, model = trained
+    _, loaded = exported
+    rows = df.sample(1000, random_state=0)
+    inputs = example_inputs(model, rows, k=10)
+    expected = predict_dataframe(model, rows.drop(columns=["position"]))
+    for name in ("score", "serving_default"):
+        got = call(loaded, name, inputs[name])
+        assert set(got) == {"ctr", "score", "relevance", "user_value", "value_probability"}
+        for key, value in got.items():
+            np.testing.assert_allclose(value, expected[key], atol=1e-5, rtol=1e-5, err_msg=f"{name}/{key}")
+    np.testing.assert_allclose(call(loaded, "encode_query", inputs["encode_query"])["query_embedding"],
+                               encode_queries(model, rows), atol=1e-5)
+    np.testing.assert_allclose(call(loaded, "encode_item", inputs["encode_item"])["item_embedding"],
+                               encode_items(model, rows), atol=1e-5)
+    value = predict_user_value(model, rows)
+    got = call(loaded, "user_value", inputs["user_value"])
+    np.testing.assert_allclose(got["user_value"], value["user_value"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["value_probability"], value["value_probability"], atol=1e-5)
+    # retrieve: brute force over the catalog, the same as numpy over the embeddings.
+    got = call(loaded, "retrieve", inputs["retrieve"])
+    scores = encode_queries(model, rows) @ encode_items(model, sim.items).T
+    top = np.argsort(-scores, axis=1)[:, :10]
+    np.testing.assert_allclose(got["scores"], np.take_along_axis(scores, top, 1), atol=1e-5)
+    agree = (got["item_ids"].astype(str) == sim.items.item_id.to_numpy()[top]).mean()
+    assert agree > 0.999  # only exact score ties may swap
+
+
+def test_retrieve_k_and_exclusions(trained, exported):
+    sim, df, model = trained
+    _, loaded = exported
+    rows = df.head(3)
+    inputs = example_inputs(model, rows, k=5)
+    first = call(loaded, "retrieve", inputs["retrieve"])
+    assert first["item_ids"].shape == (3, 5)
+    excluded = dict(inputs["retrieve"])
+    excluded["exclude_item_ids"] = np.array([[first["item_ids"][i, 0].decode(), "not-an-item"] for i in range(3)],
+                                            dtype=object)
+    excluded["k"] = np.array([5, 2, 30], np.int32)  # 30 > max_k = 20
+    second = call(loaded, "retrieve", excluded)
+    assert second["item_ids"].shape == (3, 20)
+    for i in range(3):
+        assert first["item_ids"][i, 0] not in second["item_ids"][i]
+        assert second["item_ids"][i, 0] == first["item_ids"][i, 1]
+    assert (second["item_ids"][1, 2:] == b"").all() and np.isneginf(second["scores"][1, 2:]).all()
+    assert (second["item_ids"][2] != b"").all()
+
+
+def test_only_ops_stock_tf_serving_has(exported):
+    result, _ = exported
+    ops = saved_model_ops(result.path)
+    assert {"FastWordpieceTokenizeWithOffsets", "CaseFoldUTF8"} <= ops  # in-graph tokenisation
+    assert not any("RoundRobinTrim" in op for op in ops)
+    assert disallowed_ops(result.path) == []
+
+
+def test_op_check_catches_foreign_ops(tmp_path):
+    import keras_hub
+
+    tok = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b"])
+    packer = keras_hub.layers.MultiSegmentPacker(sequence_length=4, start_value=2, end_value=3)
+
+    class M(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def f(self, x):
+            ids, _ = packer((tok(x), tok(x)))  # default round-robin truncation
+            return ids
+
+    m = M()
+    tf.saved_model.save(m, str(tmp_path / "rr"), signatures={"f": m.f})
+    assert "TFText>RoundRobinTrim" in disallowed_ops(str(tmp_path / "rr"))
+
+
+def test_saved_model_cli_lists_signatures(exported):
+    result, _ = exported
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    out = subprocess.run([cli, "show", "--dir", result.path, "--all"], capture_output=True, text=True,
+                         check=True).stdout
+    for name in ("serving_default", "score", "encode_query", "encode_item", "retrieve", "user_value"):
+        assert f"signature_def['{name}']" in out
+    for needle in ("inputs['query'] tensor_info:", "inputs['item_price'] tensor_info:",
+                   "inputs['exclude_item_ids'] tensor_info:", "outputs['item_ids'] tensor_info:",
+                   "outputs['query_embedding'] tensor_info:", "outputs['ctr'] tensor_info:"):
+        assert needle in out, needle
+    block = out.split("signature_def['retrieve']")[1].split("signature_def[")[0]
+    assert "inputs['k'] tensor_info:\n        dtype: DT_INT32" in block
+    assert "outputs['item_ids'] tensor_info:\n        dtype: DT_STRING" in block
+
+
+def test_assets_extra_warmup_and_manifest(exported):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    result, _ = exported
+    extra = os.path.join(result.path, "assets.extra")
+    manifest = json.load(open(os.path.join(extra, MANIFEST_FILE)))
+    assert manifest["metrics"] == {"auc": 0.5} and manifest["schema"]["item_id"] == "item_id"
+    assert manifest["packages"]["tensorflow"].startswith("2.21")
+    names = []
+    for record in tf.data.TFRecordDataset(os.path.join(extra, WARMUP_FILE)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        names.append(log.predict_log.request.model_spec.signature_name)
+        assert log.predict_log.request.inputs
+    assert set(names) == {"serving_default", "score", "encode_query", "encode_item", "retrieve", "user_value"}
+
+
+def test_atomic_publish_and_pruning(trained, tmp_path):
+    sim, df, model = trained
+    base = tmp_path / "base"
+    seen_incomplete = []
+    stop = threading.Event()
+
+    def poll():
+        model_dir = base / "tfrec"
+        while not stop.is_set():
+            if model_dir.exists():
+                for d in os.listdir(model_dir):
+                    if d.isdigit():
+                        path = model_dir / d
+                        complete = (path / "saved_model.pb").exists() and \
+                            (path / "variables" / "variables.index").exists() and \
+                            (path / "assets.extra" / MANIFEST_FILE).exists()
+                        if not complete and path.exists():
+                            seen_incomplete.append(d)
+            time.sleep(0.001)
+
+    reader = threading.Thread(target=poll)
+    reader.start()
+    try:
+        for _ in range(3):
+            export_model(model, str(base), catalog=sim.items, keep_versions=2, verbose=False)
+    finally:
+        stop.set()
+        reader.join()
+    assert seen_incomplete == []
+    assert sorted(os.listdir(base / "tfrec")) == ["2", "3"]  # pruned to the newest 2, no staging left
+    with pytest.raises(FileExistsError, match="version 3 already exists"):
+        export_model(model, str(base), catalog=sim.items, version=3, verbose=False)
+    with pytest.raises(ValueError, match="duplicate ids"):
+        export_model(model, str(base), catalog=sim.items.iloc[[0, 0]], verbose=False)

@@ -1,0 +1,355 @@
+"""Export a `TwoTowerModel` as a versioned SavedModel for TensorFlow Serving.
+
+`export_model` writes `<base_dir>/<model_name>/<version>/` in TF Serving's
+layout with these signatures (inputs named by the schema's columns, batch
+dimension first; strings for text, ids and categoricals, float32 for numerics,
+a `[batch, n]` string matrix for the user history, padded with ""):
+
+| signature | inputs | outputs |
+| --- | --- | --- |
+| `serving_default` = `score` | user and item features | `ctr`, `score`, `user_value`, `value_probability` (ZILN), `relevance` (if trained) |
+| `encode_query` | user features (query text included) | `query_embedding` |
+| `encode_item` | item features | `item_embedding` |
+| `retrieve` | user features, `k` int32 `[batch]`, `exclude_item_ids` string `[batch, n]` | `item_ids` string `[batch, K]`, `scores` float32 `[batch, K]` |
+| `user_value` | user features | `user_value`, `value_probability` (ZILN) |
+
+`retrieve` scores the catalog embedded at export time by brute force in the
+graph, drops excluded ids (send `[[""]]` to exclude nothing) and returns the
+top `K = min(max(k), max_k)`; rows asking for fewer than K get `""` ids and
+`-inf` scores in the extra slots. All preprocessing (tokenisation, lookups,
+normalisation) is in the graph. Only core TensorFlow ops and the TF Text ops
+that stock TF Serving bundles are used (`tfrec.export.ops` checks).
+
+The version is written in a hidden sibling folder and renamed into place, so a
+server polling `base_dir` never sees a half-written version; older versions
+beyond `keep_versions` are removed. `assets.extra/` holds
+`tf_serving_warmup_requests` (real PredictionLog records for each signature)
+and `tfrec_manifest.json` (schema, model config, metrics, package versions).
+
+Example:
+
+```python
+result = export_model(model, "models", catalog=items_df, examples=test_df.head(8))
+print(result.path, result.size_bytes, result.load_seconds)
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from importlib import metadata
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfrec.data.pipeline import feature_spec
+from tfrec.models.inference import encode_items, features_of
+
+SIGNATURES = ("serving_default", "score", "encode_query", "encode_item", "retrieve", "user_value")
+WARMUP_FILE = "tf_serving_warmup_requests"
+MANIFEST_FILE = "tfrec_manifest.json"
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """Where an export went and what it cost."""
+
+    path: str
+    version: int
+    size_bytes: int
+    export_seconds: float
+    load_seconds: float
+    signatures: list[str]
+
+
+class _Tracked(keras.layers.Layer):
+    """Holds the model so ExportArchive tracks its variables and tables.
+
+    `ExportArchive.track(model)` fails for a subclassed model whose inputs are
+    strings (Keras builds a float32 default signature); tracking a layer that
+    owns it avoids that.
+    """
+
+    def __init__(self, model, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+        self.built = True
+
+
+def serving_specs(schema) -> dict[str, dict[str, tf.TensorSpec]]:
+    """Input specs per signature group: `user`, `item`."""
+    specs = feature_spec(schema)
+    if schema.user_history:
+        specs[schema.user_history] = tf.TensorSpec([None, None], tf.string)
+    named = {k: tf.TensorSpec(v.shape, v.dtype, name=k) for k, v in specs.items()}
+    return {
+        "user": {c: named[c] for c in schema.user_feature_names},
+        "item": {c: named[c] for c in schema.item_feature_names},
+    }
+
+
+def _fit_history(features, schema):
+    """Pads or truncates a `[batch, n]` history to the model's length (keeps the latest)."""
+    name = schema.user_history
+    if not name or name not in features:
+        return features
+    features = dict(features)
+    length = schema.history_length
+    history = features[name]
+    pad = tf.fill([tf.shape(history)[0], length], "")
+    features[name] = tf.concat([pad, history], axis=1)[:, -length:]
+    return features
+
+
+def _package_versions():
+    out = {}
+    for pkg in ("tfrec", "tensorflow", "keras", "keras-hub", "keras-nlp", "keras-rs", "tensorflow-text",
+                "tensorflow-serving-api", "numpy", "pandas"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _numeric_versions(model_dir):
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(int(d) for d in os.listdir(model_dir) if re.fullmatch(r"\d+", d))
+
+
+def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder):
+    """The tf.functions and input signatures of every endpoint."""
+    schema = model.schema
+    specs = serving_specs(schema)
+    user_spec, item_spec = specs["user"], specs["item"]
+    holder.catalog_embeddings = tf.Variable(catalog_embeddings, trainable=False, name="catalog_embeddings")
+    holder.catalog_ids = tf.Variable(tf.constant(list(catalog_ids), tf.string), trainable=False, name="catalog_ids")
+    holder.catalog_index = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(catalog_ids), tf.range(len(catalog_ids), dtype=tf.int64)),
+        default_value=-1,
+    )
+    value_keys = ("user_value", "value_probability")
+
+    def score(features):
+        out = model(_fit_history(features, schema), training=False)
+        keys = ("ctr", "score", "relevance") + value_keys
+        return {k: out[k] for k in keys if k in out}
+
+    def encode_query(features):
+        return {"query_embedding": model.encode_query(_fit_history(features, schema))}
+
+    def encode_item(features):
+        return {"item_embedding": model.encode_item(features)}
+
+    def user_value(features):
+        out = model.predict_user_value(_fit_history(features, schema))
+        return {k: out[k] for k in value_keys if k in out}
+
+    num_items = len(catalog_ids)
+
+    def retrieve(features):
+        features = dict(features)
+        k = tf.cast(tf.reshape(features.pop("k"), [-1]), tf.int32)
+        exclude = features.pop("exclude_item_ids")
+        query = model.encode_query(_fit_history(features, schema))
+        scores = tf.matmul(query, holder.catalog_embeddings, transpose_b=True)  # [B, N]
+        # Exclusions are applied before top-k (so a row still gets k items)
+        # and K varies per request: keras-rs BruteForceRetrieval fixes k at
+        # construction and has no exclusions, hence the scan is written here.
+        excluded_index = holder.catalog_index.lookup(exclude)  # [B, E], -1 if unknown
+        hit = tf.reduce_sum(tf.one_hot(excluded_index, num_items, dtype=tf.float32), axis=1) > 0
+        scores = tf.where(hit, tf.constant(-np.inf, scores.dtype), scores)
+        width = tf.minimum(tf.minimum(tf.reduce_max(k), max_k), num_items)
+        width = tf.maximum(width, 1)
+        top = tf.math.top_k(scores, k=width)
+        ids = tf.gather(holder.catalog_ids, top.indices)
+        keep = tf.range(width)[None, :] < k[:, None]
+        finite = tf.math.is_finite(top.values)
+        keep = tf.logical_and(keep, finite)
+        return {
+            "item_ids": tf.where(keep, ids, ""),
+            "scores": tf.where(keep, top.values, tf.constant(-np.inf, top.values.dtype)),
+        }
+
+    both = {**user_spec, **item_spec}
+    retrieve_spec = {**user_spec, "k": tf.TensorSpec([None], tf.int32, name="k"),
+                     "exclude_item_ids": tf.TensorSpec([None, None], tf.string, name="exclude_item_ids")}
+    return {
+        "score": (score, both),
+        "encode_query": (encode_query, user_spec),
+        "encode_item": (encode_item, item_spec),
+        "retrieve": (retrieve, retrieve_spec),
+        "user_value": (user_value, user_spec),
+    }
+
+
+def example_inputs(model, examples: pd.DataFrame, k=10) -> dict[str, dict[str, np.ndarray]]:
+    """Signature inputs (numpy) for the rows of `examples`, per signature."""
+    schema = model.schema
+    user = features_of(examples, schema, schema.user_feature_names)
+    item = features_of(examples, schema, schema.item_feature_names)
+    n = len(examples)
+    retrieve = dict(user)
+    retrieve["k"] = np.full(n, k, np.int32)
+    retrieve["exclude_item_ids"] = np.full((n, 1), "", dtype=object)
+    both = {**user, **item}
+    return {"score": both, "serving_default": both, "encode_query": user, "encode_item": item,
+            "retrieve": retrieve, "user_value": user}
+
+
+def write_warmup_requests(path, model_name, inputs_by_signature, max_records=1000):
+    """TF Serving warm-up file: one PredictionLog per signature (at most `max_records`)."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    count = 0
+    with tf.io.TFRecordWriter(path) as writer:
+        for signature, inputs in inputs_by_signature.items():
+            if count >= max_records:
+                break
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+            for name, value in inputs.items():
+                value = np.asarray(value)
+                if value.dtype == object:
+                    value = value.astype(str).astype(bytes)
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+            count += 1
+    return count
+
+
+def _lookup_tables(model):
+    """The TF resources (lookup tables) held by the model's layers.
+
+    ExportArchive finds them by walking the tracked objects, but the walk
+    gives up on a compiled, trained model (its train/predict tf.functions
+    cannot be listed), leaving StringLookup tables untracked: track them here.
+    """
+    from tensorflow.saved_model.experimental import TrackableResource
+
+    found, seen = [], set()
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for value in vars(layer).values():
+            if isinstance(value, TrackableResource) and id(value) not in seen:
+                seen.add(id(value))
+                found.append(value)
+    return found
+
+
+def _dir_size(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def export_model(
+    model,
+    base_dir: str,
+    *,
+    catalog: pd.DataFrame,
+    model_name: str = "tfrec",
+    version: int | None = None,
+    max_k: int = 100,
+    keep_versions: int = 3,
+    examples: pd.DataFrame | None = None,
+    metrics: dict | None = None,
+    training_config: dict | None = None,
+    verbose: bool = True,
+) -> ExportResult:
+    """Writes a new version of `model` under `base_dir/model_name/` atomically.
+
+    Args:
+        model: a trained `TwoTowerModel`.
+        base_dir: TF Serving's model base directory (`--model_base_path`'s parent).
+        catalog: the items `retrieve` searches: the schema's item columns.
+        model_name: folder name and `model_spec.name` of warm-up requests.
+        version: version number; default: one above the highest present.
+        max_k: most items `retrieve` returns per query.
+        keep_versions: versions kept after publishing (older ones removed).
+        examples: rows for the warm-up requests (default: the catalog's
+            first rows for item signatures; user signatures need user columns,
+            so without examples only item signatures get warm-up records).
+        metrics, training_config: copied into the manifest.
+    """
+    schema = model.schema
+    if not schema.item_id:
+        raise ValueError("export_model: the schema has no item_id; retrieve needs catalog ids")
+    if len(catalog) == 0:
+        raise ValueError("export_model: the catalog is empty")
+    if max_k < 1:
+        raise ValueError(f"export_model: max_k must be >= 1, got {max_k}")
+    if catalog[schema.item_id].duplicated().any():
+        raise ValueError(f"export_model: catalog column '{schema.item_id}' has duplicate ids")
+    t0 = time.time()
+    model_dir = os.path.join(base_dir, model_name)
+    os.makedirs(model_dir, exist_ok=True)
+    existing = _numeric_versions(model_dir)
+    version = int(version) if version is not None else (existing[-1] + 1 if existing else 1)
+    final = os.path.join(model_dir, str(version))
+    if os.path.exists(final):
+        raise FileExistsError(f"export_model: version {version} already exists at {final}; versions are immutable")
+    staging = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+
+    catalog_ids = catalog[schema.item_id].astype(str).to_numpy()
+    catalog_embeddings = encode_items(model, catalog).astype(np.float32)
+    holder = _Tracked(model, name="tfrec_serving")
+    archive = keras.export.ExportArchive()
+    archive.track(holder)
+    for resource in _lookup_tables(model):
+        archive.track(resource)
+    endpoints = build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder)
+    archive.track(holder.catalog_index)
+    for name, (fn, spec) in endpoints.items():
+        archive.add_endpoint(name, tf.function(fn), input_signature=[spec])
+    archive.add_endpoint("serving_default", tf.function(endpoints["score"][0]),
+                         input_signature=[endpoints["score"][1]])
+    try:
+        archive.write_out(staging, verbose=False)
+        extra = os.path.join(staging, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        warm = examples if examples is not None else None
+        inputs = example_inputs(model, warm.head(8)) if warm is not None else {
+            "encode_item": features_of(catalog.head(8), schema, schema.item_feature_names)}
+        n_warm = write_warmup_requests(os.path.join(extra, WARMUP_FILE), model_name, inputs)
+        manifest = {
+            "model_name": model_name,
+            "version": version,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "signatures": list(SIGNATURES),
+            "max_k": max_k,
+            "catalog_size": int(len(catalog_ids)),
+            "schema": schema.to_dict(),
+            "model_config": model.config.to_dict(),
+            "training_config": training_config,
+            "metrics": metrics,
+            "packages": _package_versions(),
+            "warmup_records": n_warm,
+        }
+        with open(os.path.join(extra, MANIFEST_FILE), "w") as f:
+            json.dump(manifest, f, indent=2, default=float)
+        os.rename(staging, final)  # atomic on one filesystem
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    export_seconds = time.time() - t0
+    for old in _numeric_versions(model_dir)[:-keep_versions] if keep_versions > 0 else []:
+        shutil.rmtree(os.path.join(model_dir, str(old)), ignore_errors=True)
+    t1 = time.time()
+    import tensorflow_text  # noqa: F401  (registers the TF Text ops for loading in Python)
+
+    tf.saved_model.load(final)
+    load_seconds = time.time() - t1
+    result = ExportResult(final, version, _dir_size(final), export_seconds, load_seconds,
+                          list(SIGNATURES))
+    if verbose:
+        print(f"exported {final}: {result.size_bytes / 1e6:.1f} MB in {export_seconds:.1f}s; "
+              f"cold load {load_seconds:.1f}s; signatures {', '.join(SIGNATURES)}", flush=True)
+    return result

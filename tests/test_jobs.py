@@ -1,6 +1,7 @@
 """End-to-end jobs on small simulated data (CPU, about a minute each)."""
 
 import json
+import os
 
 import pytest
 
@@ -47,6 +48,23 @@ def test_simulated_job_end_to_end(tmp_path):
     assert m["ctr"]["model"]["auc"] > 0.7
     assert m["ctr"]["oracle"]["auc"] >= m["ctr"]["model"]["auc"] - 0.01
     assert m["value"]["model"]["normalized_gini"] > 0.2
+    # The job exports a servable version and keeps what `tfrec export` needs.
+    export = result["export"]
+    assert export.path == str(tmp_path / "run" / "models" / "tfrec" / "1")
+    assert (tmp_path / "run" / "models" / "tfrec" / "1" / "saved_model.pb").exists()
+    assert (tmp_path / "run" / "catalog.parquet").exists() and (tmp_path / "run" / "examples.parquet").exists()
+
+    from tfrec.cli import main
+
+    code = main(["export", "--model", str(tmp_path / "run" / "model.keras"),
+                 "--catalog", str(tmp_path / "run" / "catalog.parquet"),
+                 "--examples", str(tmp_path / "run" / "examples.parquet"),
+                 "--base-dir", str(tmp_path / "run" / "models"), "--max-k", "20"])
+    assert code == 0
+    assert sorted(os.listdir(tmp_path / "run" / "models" / "tfrec")) == ["1", "2"]
+    assert main(["export", "--model", str(tmp_path / "run" / "model.keras"),
+                 "--catalog", str(tmp_path / "run" / "catalog.parquet"),
+                 "--base-dir", str(tmp_path / "run" / "models"), "--version", "2"]) == 2
 
 
 def test_text_makes_never_seen_items_retrievable():

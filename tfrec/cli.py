@@ -3,6 +3,7 @@
 ```
 tfrec quickstart [--config training/configs/quickstart.yaml] [--output-dir DIR]
 tfrec cold-start [--config ...] [--held-out 0.15]
+tfrec export --model runs/quickstart/model.keras --catalog runs/quickstart/catalog.parquet --base-dir models
 tfrec simulate --out impressions.parquet [--sessions N] [--seed S]
 tfrec validate --data FILES --schema schema.yaml [--rejected rejected.parquet]
 tfrec online-retail [--path online_retail.parquet] [--cutoff 2011-08-31]
@@ -60,6 +61,26 @@ def cmd_cold_start(args) -> int:
         config.training.epochs = args.epochs
     result = run(config, held_out_fraction=args.held_out, k=args.k)
     print(json.dumps(result, indent=2, default=float))
+    return 0
+
+
+def cmd_export(args) -> int:
+    _quiet_tensorflow()
+    import keras
+    import pandas as pd
+
+    import tfrec.models  # noqa: F401  (registers the layers for loading)
+    from tfrec.export import export_model
+
+    model = keras.models.load_model(args.model)
+    catalog = pd.read_parquet(args.catalog)
+    examples = pd.read_parquet(args.examples) if args.examples else None
+    result = export_model(model, args.base_dir, catalog=catalog, model_name=args.name, version=args.version,
+                          max_k=args.max_k, keep_versions=args.keep, examples=examples, verbose=False)
+    print(f"exported {result.path}")
+    print(f"  size {result.size_bytes / 1e6:.1f} MB, export {result.export_seconds:.1f}s, "
+          f"cold load {result.load_seconds:.1f}s")
+    print(f"  signatures: {', '.join(result.signatures)}")
     return 0
 
 
@@ -128,6 +149,17 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=None)
     p.set_defaults(fn=cmd_cold_start)
 
+    p = sub.add_parser("export", help="export a trained .keras model as a TF Serving SavedModel version")
+    p.add_argument("--model", required=True, help="a .keras file written by a tfrec job")
+    p.add_argument("--catalog", required=True, help="parquet of the items retrieve searches (schema item columns)")
+    p.add_argument("--examples", default=None, help="parquet rows for the warm-up requests")
+    p.add_argument("--base-dir", required=True, help="TF Serving model base directory")
+    p.add_argument("--name", default="tfrec")
+    p.add_argument("--version", type=int, default=None)
+    p.add_argument("--max-k", type=int, default=100)
+    p.add_argument("--keep", type=int, default=3, help="versions to keep")
+    p.set_defaults(fn=cmd_export)
+
     p = sub.add_parser("simulate", help="write simulated impressions and their schema")
     p.add_argument("--out", required=True)
     p.add_argument("--sessions", type=int, default=100_000)
@@ -150,7 +182,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"tfrec {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -76,6 +76,25 @@ class EvaluationConfig:
 
 
 @dataclasses.dataclass
+class ExportConfig:
+    """Where and how the trained model is exported for TF Serving.
+
+    Args:
+        enabled: export at the end of the job.
+        base_dir: TF Serving model base directory; default `<output_dir>/models`.
+        model_name: the model's name (folder and `model_spec.name`).
+        max_k: most items the `retrieve` signature returns.
+        keep_versions: versions kept in `base_dir/model_name`.
+    """
+
+    enabled: bool = True
+    base_dir: str | None = None
+    model_name: str = "tfrec"
+    max_k: int = 100
+    keep_versions: int = 3
+
+
+@dataclasses.dataclass
 class JobConfig:
     """A whole job: data, model, training, evaluation and where to write.
 
@@ -85,6 +104,7 @@ class JobConfig:
         model: the `ModelConfig`.
         training: the `TrainingConfig`.
         evaluation: the `EvaluationConfig`.
+        export: the `ExportConfig`.
         output_dir: the run directory (model, metrics, resolved config).
     """
 
@@ -94,6 +114,7 @@ class JobConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     output_dir: str = "runs/quickstart"
 
     def __post_init__(self):
@@ -105,6 +126,8 @@ class JobConfig:
             self.training = _from_dict(TrainingConfig, self.training, "training")
         if isinstance(self.evaluation, dict):
             self.evaluation = _from_dict(EvaluationConfig, self.evaluation, "evaluation")
+        if isinstance(self.export, dict):
+            self.export = _from_dict(ExportConfig, self.export, "export")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

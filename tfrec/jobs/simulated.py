@@ -224,5 +224,21 @@ def run(config: JobConfig) -> dict:
     print_summary(metrics, ks)
     for name, ok in metrics["targets"].items():
         print(f"  target {name}: {'met' if ok else 'NOT met'}")
+    # The catalog and a few rows travel with the run, for `tfrec export` and clients.
+    sim.items.to_parquet(os.path.join(out_dir, "catalog.parquet"), index=False)
+    split.test.head(64).to_parquet(os.path.join(out_dir, "examples.parquet"), index=False)
+    export = None
+    if config.export.enabled:
+        from tfrec.export import export_model
+
+        base_dir = config.export.base_dir or os.path.join(out_dir, "models")
+        export = export_model(
+            model, base_dir, catalog=sim.items, model_name=config.export.model_name,
+            max_k=config.export.max_k, keep_versions=config.export.keep_versions,
+            examples=split.test.head(8), training_config=config.to_dict(),
+            metrics={k: metrics[k] for k in ("ctr", "retrieval", "value")}, verbose=False,
+        )
+        _log(f"exported for TF Serving: {export.path} ({export.size_bytes / 1e6:.1f} MB, "
+             f"{export.export_seconds:.1f}s; cold load {export.load_seconds:.1f}s)")
     _log(f"done in {time.time() - t0:.0f}s; run directory {out_dir}")
-    return {"model": model, "metrics": metrics, "sim": sim, "split": split, "schema": schema}
+    return {"model": model, "metrics": metrics, "sim": sim, "split": split, "schema": schema, "export": export}

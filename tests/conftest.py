@@ -19,3 +19,25 @@ def online_retail_path():
             "development checkouts have ../shared/data)"
         )
     return ONLINE_RETAIL
+
+
+@pytest.fixture(scope="session")
+def small_trained():
+    """A briefly trained small model on small simulated data: (sim, rows, model)."""
+    import keras
+
+    from tfrec.data.pipeline import dataset_from_dataframe
+    from tfrec.data.simulator import SimulatorConfig, simulate
+    from tfrec.data.validation import validate
+    from tfrec.models import ModelConfig, TextConfig, build_model
+
+    sim = simulate(SimulatorConfig(num_users=400, num_items=150, num_sessions=400, seed=4))
+    df = validate(sim.impressions, sim.schema()).valid
+    keras.utils.set_random_seed(0)
+    text = TextConfig(vocabulary_size=300, hidden_dim=16, num_layers=1, num_heads=2,
+                      query_sequence_length=6, item_sequence_length=8)
+    model = build_model(sim.schema(), ModelConfig(embedding_dim=16, id_embedding_dim=8, tower_units=[32],
+                                                  expert_units=[16], text=text), df)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(dataset_from_dataframe(df, sim.schema(), batch_size=128, drop_remainder=True).take(5), verbose=0)
+    return sim, df, model

@@ -20,21 +20,9 @@ from tfrec.export.saved_model import MANIFEST_FILE, WARMUP_FILE, example_inputs
 from tfrec.models import ModelConfig, TextConfig, build_model
 from tfrec.models.inference import encode_items, encode_queries, predict_dataframe, predict_user_value
 
-TEXT = TextConfig(vocabulary_size=300, hidden_dim=16, num_layers=1, num_heads=2,
-                  query_sequence_length=6, item_sequence_length=8)
-
-
 @pytest.fixture(scope="module")
-def trained():
-    sim = simulate(SimulatorConfig(num_users=400, num_items=150, num_sessions=400, seed=4))
-    df = validate(sim.impressions, sim.schema()).valid
-    keras.utils.set_random_seed(0)
-    model = build_model(sim.schema(), ModelConfig(embedding_dim=16, id_embedding_dim=8, tower_units=[32],
-                                                  expert_units=[16], text=TEXT), df)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    model.fit(dataset_from_dataframe(df, sim.schema(), batch_size=128, drop_remainder=True).take(5),
-              verbose=0)
-    return sim, df, model
+def trained(small_trained):
+    return small_trained
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@
 tfrec quickstart [--config training/configs/quickstart.yaml] [--output-dir DIR]
 tfrec cold-start [--config ...] [--held-out 0.15]
 tfrec export --model runs/quickstart/model.keras --catalog runs/quickstart/catalog.parquet --base-dir models
+tfrec serve --base-dir runs/quickstart/models [--port 8500] [--http-port 8501]
+tfrec loadtest --target 127.0.0.1:8500 --examples runs/quickstart/examples.parquet --clients 16 --seconds 10
 tfrec simulate --out impressions.parquet [--sessions N] [--seed S]
 tfrec validate --data FILES --schema schema.yaml [--rejected rejected.parquet]
 tfrec online-retail [--path online_retail.parquet] [--cutoff 2011-08-31]
@@ -16,6 +18,8 @@ import argparse
 import json
 import os
 import sys
+
+import numpy as np
 
 
 def _quiet_tensorflow():
@@ -81,6 +85,46 @@ def cmd_export(args) -> int:
     print(f"  size {result.size_bytes / 1e6:.1f} MB, export {result.export_seconds:.1f}s, "
           f"cold load {result.load_seconds:.1f}s")
     print(f"  signatures: {', '.join(result.signatures)}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    _quiet_tensorflow()
+    import logging
+
+    from tfrec.serving.server import LocalModelServer
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    labels = dict(item.split("=", 1) for item in args.label) if args.label else {}
+    server = LocalModelServer(args.base_dir, model_name=args.name, port=args.port, http_port=args.http_port,
+                              host=args.host, poll_seconds=args.poll_seconds, keep_versions=args.keep,
+                              version_labels={k: int(v) for k, v in labels.items()},
+                              max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms)
+    server.start()
+    if not server.ready():
+        print(f"tfrec serve: no version found under {args.base_dir}/{args.name} yet; polling", file=sys.stderr)
+    print(f"serving '{args.name}' on {args.host}:{server.port} (gRPC); probes and metrics on "
+          f"http://{args.host}:{server.http_port}/", flush=True)
+    server.wait()
+    return 0
+
+
+def cmd_loadtest(args) -> int:
+    _quiet_tensorflow()
+    import pandas as pd
+
+    from tfrec.serving.client import ServingClient
+    from tfrec.serving.load_test import run_load_test
+
+    frame = pd.read_parquet(args.examples).head(args.rows)
+    with ServingClient(args.target, model_name=args.name) as client:
+        extra = {"k": np.full(len(frame), args.k, np.int32),
+                 "exclude_item_ids": np.full((len(frame), 1), "", dtype=object)} \
+            if args.signature == "retrieve" else None
+        inputs = client._inputs_from_frame(args.signature, frame, extra)
+    report = run_load_test(args.target, args.signature, inputs, clients=args.clients, seconds=args.seconds,
+                           model_name=args.name)
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -159,6 +203,30 @@ def main(argv=None) -> int:
     p.add_argument("--max-k", type=int, default=100)
     p.add_argument("--keep", type=int, default=3, help="versions to keep")
     p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("serve", help="local TF Serving-compatible gRPC server over a model base directory")
+    p.add_argument("--base-dir", required=True)
+    p.add_argument("--name", default="tfrec")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8500)
+    p.add_argument("--http-port", type=int, default=8501, help="/healthz, /readyz, /metrics")
+    p.add_argument("--poll-seconds", type=float, default=2.0)
+    p.add_argument("--keep", type=int, default=2, help="versions kept loaded")
+    p.add_argument("--label", action="append", help="version label, e.g. stable=1 (repeatable)")
+    p.add_argument("--max-batch-size", type=int, default=64)
+    p.add_argument("--batch-timeout-ms", type=float, default=2.0)
+    p.set_defaults(fn=cmd_serve)
+
+    p = sub.add_parser("loadtest", help="N concurrent clients for T seconds on loopback")
+    p.add_argument("--target", default="127.0.0.1:8500")
+    p.add_argument("--name", default="tfrec")
+    p.add_argument("--examples", required=True, help="parquet rows to send")
+    p.add_argument("--rows", type=int, default=1, help="rows per request")
+    p.add_argument("--signature", default="score")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--clients", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.set_defaults(fn=cmd_loadtest)
 
     p = sub.add_parser("simulate", help="write simulated impressions and their schema")
     p.add_argument("--out", required=True)

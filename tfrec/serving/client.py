@@ -1,0 +1,224 @@
+"""A TensorFlow Serving gRPC client for tfrec models.
+
+Built on tensorflow-serving-api's PredictionService and ModelService stubs, so
+it talks to the real `tensorflow_model_server` and to `tfrec serve` alike.
+
+Example:
+
+```python
+client = ServingClient("localhost:8500", model_name="tfrec", timeout=2.0)
+client.signatures()                                # from GetModelMetadata
+client.status()                                    # from GetModelStatus
+client.retrieve(users_df, k=10)                    # DataFrame: row, rank, item_id, score
+client.score(pairs_df)                             # DataFrame: ctr, score, user_value, ...
+client.predict("encode_query", {"query": ["red shoes"], ...})
+```
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import grpc
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+
+class ServingError(Exception):
+    """A failed call: the gRPC status code and the server's message."""
+
+    def __init__(self, code, message):
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.details = message
+
+
+class ServingClient:
+    """Predict, metadata and status calls with deadlines and retries.
+
+    Args:
+        target: `host:port` of the gRPC server.
+        model_name: the served model's name.
+        version: pin a version number (None = the newest).
+        version_label: pin a label such as `"stable"` or `"canary"`.
+        timeout: per-call deadline in seconds.
+        retries: extra attempts on UNAVAILABLE (and only then), with
+            exponential backoff from `backoff` seconds and jitter.
+        root_certificates: PEM bytes (or a path) for TLS; None = plaintext.
+        max_message_bytes: gRPC send/receive size limit.
+        channel_options: extra gRPC channel options.
+    """
+
+    def __init__(self, target, model_name="tfrec", version=None, version_label=None, timeout=5.0,
+                 retries=3, backoff=0.1, root_certificates=None, max_message_bytes=64 << 20,
+                 channel_options=()):
+        from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+        if version is not None and version_label is not None:
+            raise ValueError("give version or version_label, not both")
+        options = [("grpc.max_send_message_length", max_message_bytes),
+                   ("grpc.max_receive_message_length", max_message_bytes), *channel_options]
+        if root_certificates is not None:
+            if isinstance(root_certificates, str):
+                with open(root_certificates, "rb") as f:
+                    root_certificates = f.read()
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self.channel = grpc.secure_channel(target, creds, options=options)
+        else:
+            self.channel = grpc.insecure_channel(target, options=options)
+        self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
+        self.model_name = model_name
+        self.version = version
+        self.version_label = version_label
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._signatures = None
+
+    def close(self):
+        self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------- plumbing
+    def _spec(self, spec, signature=None):
+        spec.name = self.model_name
+        if self.version is not None:
+            spec.version.value = int(self.version)
+        elif self.version_label is not None:
+            spec.version_label = self.version_label
+        if signature:
+            spec.signature_name = signature
+
+    def _call(self, method, request):
+        attempt = 0
+        while True:
+            try:
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as e:
+                code = e.code()
+                if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                    time.sleep(self.backoff * (2 ** attempt) * (1 + random.random()))
+                    attempt += 1
+                    continue
+                raise ServingError(code, e.details()) from None
+
+    # ----------------------------------------------------------------- calls
+    def predict(self, signature, inputs: dict, return_version=False):
+        """Runs a signature on `{input: array-like}`; returns `{output: ndarray}`."""
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, signature)
+        for name, value in inputs.items():
+            request.inputs[name].CopyFrom(_tensor_proto(value))
+        response = self._call(self.prediction.Predict, request)
+        outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+        return (outputs, response.model_spec.version.value) if return_version else outputs
+
+    def signatures(self) -> dict:
+        """`{signature: {"inputs": {name: (dtype, shape)}, "outputs": {...}}}` from GetModelMetadata."""
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._spec(request.model_spec)
+        response = self._call(self.prediction.GetModelMetadata, request)
+        sig_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(sig_map)
+
+        def describe(infos):
+            return {name: (tf.dtypes.as_dtype(info.dtype).name,
+                           [d.size for d in info.tensor_shape.dim]) for name, info in infos.items()}
+
+        self._signatures = {name: {"inputs": describe(sig.inputs), "outputs": describe(sig.outputs)}
+                            for name, sig in sig_map.signature_def.items()}
+        return self._signatures
+
+    def status(self) -> list[dict]:
+        """`[{"version": v, "state": "AVAILABLE", ...}]` from GetModelStatus."""
+        from tensorflow_serving.apis import get_model_status_pb2
+
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._spec(request.model_spec)
+        response = self._call(self.models.GetModelStatus, request)
+        return [{"version": s.version,
+                 "state": get_model_status_pb2.ModelVersionStatus.State.Name(s.state),
+                 "error_code": s.status.error_code}
+                for s in response.model_version_status]
+
+    # ------------------------------------------------------------- helpers
+    def _inputs_from_frame(self, signature, frame: pd.DataFrame, extra=None) -> dict:
+        sigs = self._signatures or self.signatures()
+        if signature not in sigs:
+            raise ValueError(f"signature '{signature}' is not served; signatures are {sorted(sigs)}")
+        out = {}
+        for name, (dtype, shape) in sigs[signature]["inputs"].items():
+            if extra and name in extra:
+                out[name] = extra[name]
+                continue
+            if name not in frame.columns:
+                raise ValueError(f"column '{name}' is missing: signature '{signature}' needs "
+                                 f"{sorted(sigs[signature]['inputs'])}")
+            column = frame[name]
+            if len(shape) == 2:  # a list column (user history)
+                lists = [list(v) if v is not None and not (isinstance(v, float) and np.isnan(v)) else []
+                         for v in column]
+                width = max(1, max(len(v) for v in lists))
+                out[name] = np.array([[""] * (width - len(v)) + [str(x) for x in v] for v in lists], dtype=object)
+            elif dtype == "string":
+                out[name] = column.astype(str).to_numpy(dtype=object)
+            else:
+                out[name] = column.to_numpy(dtype=np.dtype(dtype))
+        return out
+
+    def score(self, frame: pd.DataFrame, signature="score") -> pd.DataFrame:
+        """Scores query/user-item rows; one output column per signature output."""
+        outputs = self.predict(signature, self._inputs_from_frame(signature, frame))
+        return pd.DataFrame({k: list(v) if v.ndim > 1 else v for k, v in outputs.items()}, index=frame.index)
+
+    def user_value(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return self.score(frame, signature="user_value")
+
+    def encode_query(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.predict("encode_query", self._inputs_from_frame("encode_query", frame))["query_embedding"]
+
+    def retrieve(self, frame: pd.DataFrame, k=10, exclude=None) -> pd.DataFrame:
+        """Top-k items per row of `frame`; `exclude`: a list of item-id lists per row.
+
+        Returns a long DataFrame: `row` (the frame's index), `rank` (1-based),
+        `item_id`, `score`.
+        """
+        n = len(frame)
+        exclude = exclude if exclude is not None else [[] for _ in range(n)]
+        if len(exclude) != n:
+            raise ValueError(f"exclude has {len(exclude)} lists for {n} rows")
+        width = max(1, max((len(e) for e in exclude), default=1))
+        excl = np.array([[str(x) for x in e] + [""] * (width - len(e)) for e in exclude], dtype=object)
+        extra = {"k": np.full(n, int(k), np.int32), "exclude_item_ids": excl}
+        out = self.predict("retrieve", self._inputs_from_frame("retrieve", frame, extra))
+        ids, scores = out["item_ids"], out["scores"]
+        rows = []
+        for i, row in enumerate(frame.index):
+            for rank in range(ids.shape[1]):
+                item = ids[i, rank].decode()
+                if item:
+                    rows.append((row, rank + 1, item, float(scores[i, rank])))
+        return pd.DataFrame(rows, columns=["row", "rank", "item_id", "score"])
+
+
+def _tensor_proto(value):
+    array = np.asarray(value)
+    if array.dtype.kind in ("U", "O", "S"):
+        array = np.vectorize(lambda v: v if isinstance(v, bytes) else str(v).encode("utf-8"),
+                             otypes=[object])(array) if array.size else array.astype(object)
+        return tf.make_tensor_proto(array, dtype=tf.string)
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)
+    return tf.make_tensor_proto(array)

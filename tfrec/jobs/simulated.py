@@ -183,6 +183,36 @@ def targets(metrics, ks):
     }
 
 
+def serve_and_query(model, base_dir, model_name, test_df, sim, num_queries=3, k=5):
+    """Starts the local gRPC server on the export, queries it, checks it against the model."""
+    from tfrec.export.saved_model import example_inputs
+    from tfrec.serving.client import ServingClient
+    from tfrec.serving.server import LocalModelServer
+
+    server = LocalModelServer(base_dir, model_name=model_name, port=0).start()
+    try:
+        _log(f"serving {model_name} version {max(server.servables)} on 127.0.0.1:{server.port} (gRPC, TF Serving API)")
+        with ServingClient(f"127.0.0.1:{server.port}", model_name=model_name, timeout=30) as client:
+            rows = test_df[test_df.click == 1].drop_duplicates("query").head(num_queries)
+            top = client.retrieve(rows, k=k)
+            titles = sim.items.set_index("item_id").item_title
+            for row, (_, r) in zip(rows.index, rows.iterrows()):
+                got = top[top.row == row]
+                print(f'  query "{r["query"]}" (user {r["user_id"]}, clicked "{r["item_title"]}"):')
+                for _, hit in got.iterrows():
+                    mark = "  <- clicked" if hit.item_id == r["item_id"] else ""
+                    print(f"    {hit['rank']}. {titles.get(hit.item_id, hit.item_id)}  ({hit.score:.3f}){mark}")
+            sample = test_df.head(256)
+            served = client.predict("score", example_inputs(model, sample)["score"])
+            local = predict_dataframe(model, sample.drop(columns=[model.schema.position]
+                                                         if model.schema.position else []))
+            diff = max(float(np.abs(served[key] - local[key]).max()) for key in ("ctr", "score", "user_value"))
+            _log(f"served score on {len(sample)} rows matches the in-process model: max |diff| {diff:.2e}")
+            return {"port": server.port, "version": int(max(server.servables)), "max_abs_diff": diff}
+    finally:
+        server.stop()
+
+
 def run(config: JobConfig) -> dict:
     """Simulate, validate, split, train, evaluate; write the run directory."""
     t0 = time.time()
@@ -240,5 +270,10 @@ def run(config: JobConfig) -> dict:
         )
         _log(f"exported for TF Serving: {export.path} ({export.size_bytes / 1e6:.1f} MB, "
              f"{export.export_seconds:.1f}s; cold load {export.load_seconds:.1f}s)")
+        metrics["serving"] = serve_and_query(model, base_dir, config.export.model_name, split.test, sim)
+        metrics["export"] = {"path": export.path, "version": export.version, "size_bytes": export.size_bytes,
+                             "export_seconds": export.export_seconds, "load_seconds": export.load_seconds}
+        with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+            json.dump(metrics, f, indent=2, default=float)
     _log(f"done in {time.time() - t0:.0f}s; run directory {out_dir}")
     return {"model": model, "metrics": metrics, "sim": sim, "split": split, "schema": schema, "export": export}

@@ -33,7 +33,13 @@ class TrainingConfig:
 
     Args:
         epochs: passes over the training split.
-        batch_size: rows per step (in-batch negatives come from the batch).
+        batch_size: rows per step per replica; the global batch is
+            `batch_size x replicas` (in-batch negatives span the global batch).
+        strategy: `auto` (several workers in TF_CONFIG -> multi-worker,
+            several GPUs -> mirrored, else default), `default`, `mirrored`,
+            `multi_worker` or `one_device`. Keras `fit` under multi-worker
+            fails in Keras 3.15 (keras-team/keras#20585); multi-worker
+            training is not supported by this version yet.
         learning_rate: AdamW learning rate.
         weight_decay: AdamW decoupled weight decay.
         clipnorm: gradient clipping by global norm; None = off.
@@ -47,6 +53,7 @@ class TrainingConfig:
 
     epochs: int = 2
     batch_size: int = 512
+    strategy: str = "auto"
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     clipnorm: float | None = 1.0

@@ -61,12 +61,20 @@ def mask_value_labels(ds, user_column, fraction):
 
 def train(config: JobConfig, schema, train_df, valid_df):
     """Builds, compiles and fits the model; returns (model, history)."""
+    from tfrec.training.strategy import choose_strategy
+
     keras.utils.set_random_seed(config.training.seed)
-    model = build_model(schema, config.model, train_df)
-    optimizer = keras.optimizers.AdamW(config.training.learning_rate, weight_decay=config.training.weight_decay,
-                                       clipnorm=config.training.clipnorm)
-    model.compile(optimizer=optimizer)
-    bs = config.training.batch_size
+    strategy = choose_strategy(config.training.strategy)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise ValueError("training.strategy: multi-worker training is not supported by this version yet "
+                         "(Keras fit fails under MultiWorkerMirroredStrategy, keras-team/keras#20585)")
+    with strategy.scope():
+        model = build_model(schema, config.model, train_df)
+        optimizer = keras.optimizers.AdamW(config.training.learning_rate,
+                                           weight_decay=config.training.weight_decay,
+                                           clipnorm=config.training.clipnorm)
+        model.compile(optimizer=optimizer)
+    bs = config.training.batch_size * strategy.num_replicas_in_sync
     train_ds = dataset_from_dataframe(train_df, schema, batch_size=bs, seed=config.training.seed,
                                       drop_remainder=True)
     valid_ds = dataset_from_dataframe(valid_df, schema, batch_size=bs, shuffle=False, drop_remainder=True)

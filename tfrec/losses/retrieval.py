@@ -1,6 +1,8 @@
 """In-batch sampled softmax for two-tower retrieval, built on keras-rs layers.
 
-Every other item in the batch is a negative for a query. The layer applies, in
+Every other item in the batch is a negative for a query; under a
+multi-replica `tf.distribute` strategy the items of every replica's slice are
+gathered, so each query sees the global batch's negatives. The layer applies, in
 order: temperature, removal of accidental hits (the same item elsewhere in the
 batch is not a negative), the logQ correction
 for popular items being over-sampled as negatives (keras-rs
@@ -18,6 +20,25 @@ loss = loss_layer(query_emb, item_emb, item_index, sampling_prob, weights)
 import keras
 import keras_rs
 import tensorflow as tf
+
+
+def _gather_across_replicas(items, item_index, sampling_probability):
+    """Candidates from every replica's batch, so negatives span the global batch.
+
+    Returns the gathered tensors and the offset of this replica's rows among
+    them. Outside a multi-replica strategy this is the identity (offset 0).
+    Per-replica batches must have equal sizes (use `drop_remainder=True`).
+    """
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return items, item_index, sampling_probability, 0
+    offset = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * tf.shape(items)[0]
+    items = ctx.all_gather(items, axis=0)
+    if item_index is not None:
+        item_index = ctx.all_gather(item_index, axis=0)
+    if sampling_probability is not None:
+        sampling_probability = ctx.all_gather(sampling_probability, axis=0)
+    return items, item_index, sampling_probability, offset
 
 
 @keras.saving.register_keras_serializable(package="tfrec")
@@ -44,14 +65,17 @@ class InBatchSoftmaxRetrievalLoss(keras.layers.Layer):
         )
 
     def logits_and_labels(self, query, items, item_index=None, sampling_probability=None):
+        local_ids = None if item_index is None else tf.cast(item_index, "int64")
+        items, item_index, sampling_probability, offset = _gather_across_replicas(
+            items, local_ids, sampling_probability)
         logits = tf.matmul(query, items, transpose_b=True) / self.temperature
-        labels = tf.eye(tf.shape(logits)[0], tf.shape(logits)[1], dtype=logits.dtype)
+        labels = tf.one_hot(tf.range(tf.shape(query)[0]) + offset, tf.shape(items)[0], dtype=logits.dtype)
         if self.remove_accidental_hits and item_index is not None:
             # Written here, not keras-rs `RemoveAccidentalHits`: in keras-rs
             # 0.4 that layer adds ~1e-40 to the duplicates' logits, a no-op
             # (keras-team/keras-rs#206, open). Tested in tests/test_losses.py.
             ids = tf.cast(item_index, "int64")
-            duplicate = tf.cast(tf.equal(ids[:, None], ids[None, :]), logits.dtype) - labels
+            duplicate = tf.cast(tf.equal(local_ids[:, None], ids[None, :]), logits.dtype) - labels
             logits = tf.where(duplicate > 0, tf.constant(-1e9, logits.dtype), logits)
         if self.logq_correction and sampling_probability is not None:
             prob = tf.broadcast_to(tf.cast(sampling_probability, logits.dtype)[None, :], tf.shape(logits))

@@ -139,6 +139,18 @@ class TwoTowerModel(keras.Model):
         self.call(self.dummy_features(), training=False)
         self.built = True
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a tf.distribute strategy, Keras 3.15's TF trainer reduces the
+        # first distributed batch with MEAN to get a sample batch, which fails
+        # on string features (the AddN of strings; the same code path as
+        # keras-team/keras#20585). The model builds itself from placeholder
+        # features instead; then only the optimizer needs building.
+        if getattr(self, "_distribute_strategy", None) is None:
+            return
+        with self.distribute_strategy.scope():
+            self.build()
+            self._symbolic_build(data_batch=(self.dummy_features(),))
+
     def get_build_config(self):
         # Non-empty, or Keras skips build_from_config and loads weights into
         # an unbuilt model.
@@ -277,7 +289,10 @@ class TwoTowerModel(keras.Model):
                 self._trackers[name].update_state(value)
         if self.losses:
             total += tf.add_n(self.losses)
-        return total
+        # Keras sums gradients over replicas and unscales the reported loss:
+        # like its built-in losses, return this replica's share of the mean.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return total / replicas if replicas > 1 else total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         y = y or {}

@@ -341,7 +341,10 @@ def export_model(
         raise
     export_seconds = time.time() - t0
     for old in _numeric_versions(model_dir)[:-keep_versions] if keep_versions > 0 else []:
-        shutil.rmtree(os.path.join(model_dir, str(old)), ignore_errors=True)
+        # Renamed away first, so a poller never sees a half-deleted version.
+        doomed = os.path.join(model_dir, f".deleting-{old}-{uuid.uuid4().hex[:8]}")
+        os.rename(os.path.join(model_dir, str(old)), doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
     t1 = time.time()
     import tensorflow_text  # noqa: F401  (registers the TF Text ops for loading in Python)
 

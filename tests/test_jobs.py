@@ -42,6 +42,8 @@ def test_simulated_job_end_to_end(tmp_path):
     written = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert written["retrieval"]["model"]["recall@50"] == pytest.approx(m["retrieval"]["model"]["recall@50"])
     assert (tmp_path / "run" / "model.keras").exists() and (tmp_path / "run" / "config.yaml").exists()
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,") and "val_loss" in history[0] and len(history) == 1 + 2
     assert m["rows"]["rows_read"] == m["rows"]["rows_used"] == 60000
     # Even briefly trained, the model beats popularity by far and learns CTR.
     assert m["retrieval"]["model"]["recall@50"] > 2 * m["retrieval"]["popularity"]["recall@50"]

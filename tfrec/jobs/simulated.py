@@ -59,8 +59,11 @@ def mask_value_labels(ds, user_column, fraction):
     return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def train(config: JobConfig, schema, train_df, valid_df):
-    """Builds, compiles and fits the model; returns (model, history)."""
+def train(config: JobConfig, schema, train_df, valid_df, run_dir=None):
+    """Builds, compiles and fits the model; returns (model, history).
+
+    With `run_dir`, the per-epoch metrics history goes to `run_dir/history.csv`.
+    """
     from tfrec.training.strategy import choose_strategy
 
     keras.utils.set_random_seed(config.training.seed)
@@ -82,6 +85,8 @@ def train(config: JobConfig, schema, train_df, valid_df):
         train_ds = mask_value_labels(train_ds, schema.user_id, config.training.value_holdout_fraction)
         valid_ds = mask_value_labels(valid_ds, schema.user_id, config.training.value_holdout_fraction)
     callbacks = []
+    if run_dir:
+        callbacks.append(keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")))
     if config.training.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", mode="min", patience=config.training.early_stopping_patience,
@@ -239,7 +244,7 @@ def run(config: JobConfig) -> dict:
                        test_fraction=config.test_fraction)
     _log(f"time split: {split.sizes()} (valid from {split.valid_start}, test from {split.test_start})")
     t_train = time.time()
-    model, history = train(config, schema, split.train, split.valid)
+    model, history = train(config, schema, split.train, split.valid, run_dir=out_dir)
     train_seconds = time.time() - t_train
     _log(f"trained {config.training.epochs} epoch(s) in {train_seconds:.0f}s "
          f"({len(split.train) * config.training.epochs / train_seconds:.0f} examples/s)")

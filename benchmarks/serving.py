@@ -40,9 +40,8 @@ def main():
     try:
         with ServingClient(target) as client:
             for signature in ("score", "retrieve"):
-                extra = {"k": np.full(1, 10, np.int32), "exclude_item_ids": np.full((1, 1), "", object)} \
-                    if signature == "retrieve" else None
-                inputs = client._inputs_from_frame(signature, examples, extra)
+                inputs = client.retrieve_inputs(examples, k=10) if signature == "retrieve" \
+                    else client.inputs_from_frame(signature, examples)
                 fn = servable.loaded.signatures[signature]
                 tensors = {k: tf.constant(v) for k, v in inputs.items()}
                 for _ in range(20):

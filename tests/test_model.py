@@ -145,8 +145,9 @@ def test_schema_without_labels_of_some_tasks(data):
 def test_value_labels_given_as_nan_are_skipped(data):
     sim, df = data
     model = build_model(sim.schema(), small_config(), df)
-    features = {k: tf.constant(v) for k, v in
-                __import__("tfrec.data.pipeline", fromlist=["to_tensors"]).to_tensors(df.head(4), sim.schema())[0].items()}
+    from tfrec.data.pipeline import to_tensors
+
+    features = {k: tf.constant(v) for k, v in to_tensors(df.head(4), sim.schema())[0].items()}
     y_pred = model(features)
     losses = model.task_losses(features, {"value": tf.constant([np.nan] * 4)}, y_pred)
     assert float(losses["value"]) == 0.0

@@ -204,3 +204,24 @@ def test_new_version_is_picked_up_without_failed_requests(served):
             t.join()
     assert failures == []
     assert versions[0] == 1 and versions[-1] == 2
+
+
+def test_load_test_reports_latency_and_stays_on_loopback(served, tmp_path, capsys):
+    import json
+
+    from tfrec.cli import main
+    from tfrec.serving.load_test import run_load_test
+
+    _, df, _, server, _, _ = served
+    df.head(4).to_parquet(tmp_path / "rows.parquet")
+    code = main(["loadtest", "--target", f"127.0.0.1:{server.port}", "--examples", str(tmp_path / "rows.parquet"),
+                 "--signature", "retrieve", "--clients", "2", "--seconds", "1"])
+    assert code == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index("{"):])
+    assert report["requests"] > 0 and report["errors"] == 0 and report["clients"] == 2
+    assert 0 < report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
+    with pytest.raises(ValueError, match="loopback"):
+        run_load_test("10.0.0.1:8500", "score", {}, seconds=1)
+    with pytest.raises(ValueError, match="clients"):
+        run_load_test("127.0.0.1:1", "score", {}, clients=1000, seconds=1)

@@ -19,8 +19,6 @@ import json
 import os
 import sys
 
-import numpy as np
-
 
 def _quiet_tensorflow():
     # Hide TensorFlow's C++ start-up chatter (CUDA probing on CPU machines,
@@ -118,10 +116,8 @@ def cmd_loadtest(args) -> int:
 
     frame = pd.read_parquet(args.examples).head(args.rows)
     with ServingClient(args.target, model_name=args.name) as client:
-        extra = {"k": np.full(len(frame), args.k, np.int32),
-                 "exclude_item_ids": np.full((len(frame), 1), "", dtype=object)} \
-            if args.signature == "retrieve" else None
-        inputs = client._inputs_from_frame(args.signature, frame, extra)
+        inputs = client.retrieve_inputs(frame, k=args.k) if args.signature == "retrieve" \
+            else client.inputs_from_frame(args.signature, frame)
     report = run_load_test(args.target, args.signature, inputs, clients=args.clients, seconds=args.seconds,
                            model_name=args.name)
     print(json.dumps(report, indent=2))

@@ -169,7 +169,7 @@ class _ColumnChecker:
             out = pd.Series(out, index=s.index)
             return out
         if pd.api.types.is_integer_dtype(s):
-            return s.astype(object).where(~null, "").astype(str).where(~null, "")
+            return s.astype(object).where(~null, "").astype(str)
         return s.astype(object).where(~null, "").map(str)
 
     def _check_id(self, s, null):

@@ -154,7 +154,12 @@ class ServingClient:
                 for s in response.model_version_status]
 
     # ------------------------------------------------------------- helpers
-    def _inputs_from_frame(self, signature, frame: pd.DataFrame, extra=None) -> dict:
+    def inputs_from_frame(self, signature, frame: pd.DataFrame, extra=None) -> dict:
+        """Signature inputs built from the DataFrame columns named like them.
+
+        `extra` supplies inputs that are not columns (e.g. `k`). List columns
+        become `[rows, n]` string matrices left-padded with "".
+        """
         sigs = self._signatures or self.signatures()
         if signature not in sigs:
             raise ValueError(f"signature '{signature}' is not served; signatures are {sorted(sigs)}")
@@ -180,21 +185,17 @@ class ServingClient:
 
     def score(self, frame: pd.DataFrame, signature="score") -> pd.DataFrame:
         """Scores query/user-item rows; one output column per signature output."""
-        outputs = self.predict(signature, self._inputs_from_frame(signature, frame))
+        outputs = self.predict(signature, self.inputs_from_frame(signature, frame))
         return pd.DataFrame({k: list(v) if v.ndim > 1 else v for k, v in outputs.items()}, index=frame.index)
 
     def user_value(self, frame: pd.DataFrame) -> pd.DataFrame:
         return self.score(frame, signature="user_value")
 
     def encode_query(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.predict("encode_query", self._inputs_from_frame("encode_query", frame))["query_embedding"]
+        return self.predict("encode_query", self.inputs_from_frame("encode_query", frame))["query_embedding"]
 
-    def retrieve(self, frame: pd.DataFrame, k=10, exclude=None) -> pd.DataFrame:
-        """Top-k items per row of `frame`; `exclude`: a list of item-id lists per row.
-
-        Returns a long DataFrame: `row` (the frame's index), `rank` (1-based),
-        `item_id`, `score`.
-        """
+    def retrieve_inputs(self, frame: pd.DataFrame, k=10, exclude=None) -> dict:
+        """Inputs of the `retrieve` signature: the frame's user columns, `k`, exclusions."""
         n = len(frame)
         exclude = exclude if exclude is not None else [[] for _ in range(n)]
         if len(exclude) != n:
@@ -202,7 +203,15 @@ class ServingClient:
         width = max(1, max((len(e) for e in exclude), default=1))
         excl = np.array([[str(x) for x in e] + [""] * (width - len(e)) for e in exclude], dtype=object)
         extra = {"k": np.full(n, int(k), np.int32), "exclude_item_ids": excl}
-        out = self.predict("retrieve", self._inputs_from_frame("retrieve", frame, extra))
+        return self.inputs_from_frame("retrieve", frame, extra)
+
+    def retrieve(self, frame: pd.DataFrame, k=10, exclude=None) -> pd.DataFrame:
+        """Top-k items per row of `frame`; `exclude`: a list of item-id lists per row.
+
+        Returns a long DataFrame: `row` (the frame's index), `rank` (1-based),
+        `item_id`, `score`.
+        """
+        out = self.predict("retrieve", self.retrieve_inputs(frame, k, exclude))
         ids, scores = out["item_ids"], out["scores"]
         rows = []
         for i, row in enumerate(frame.index):

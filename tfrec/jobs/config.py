@@ -101,6 +101,127 @@ class ExportConfig:
     keep_versions: int = 3
 
 
+DATA_SOURCES = ("simulator", "files")
+DATA_SHAPES = ("search", "interactions", "transactions")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the job's data comes from: the simulator or the user's own files.
+
+    With `source: files`, `tfrec.jobs.tables.run` reads `paths`, maps their
+    columns with `schema` and prepares them for one of three `shape`s:
+
+    * `search`: judged or logged search results (query text, item, click or
+      graded relevance); split by query, so no query is in two splits.
+    * `interactions`: user x item events without queries (user id, item id,
+      item text and attributes, time); the query side is the user's earlier
+      items; split by time; CTR trains on sampled negatives.
+    * `transactions`: customer, time and amount (items optional); features
+      from the calibration period up to `cutoff`, the label is the spend in
+      `(cutoff, horizon_end]`; split by time.
+
+    Example (YAML):
+
+    ```yaml
+    data:
+      source: files
+      paths: ["logs/*.csv"]
+      csv_encoding: latin-1
+      schema: training/configs/schemas/interactions.yaml
+      shape: interactions
+      cutoff: "2024-03-31"
+    ```
+
+    Args:
+        source: `"simulator"` (default: the embedded simulator, the
+            quickstart) or `"files"`.
+        paths: files, globs (`logs/*.parquet`, `**` allowed) or folders
+            (their CSV and parquet files); default none.
+        format: `"auto"` (default: by file ending), `"csv"` or `"parquet"`.
+        csv_encoding: encoding of CSV files (default `"utf-8"`).
+        csv_delimiter: field separator of CSV files (default `","`).
+        schema: the column mapping: a schema YAML path or an inline mapping
+            (see `FeatureSchema`); default none (required for files).
+        shape: `"search"`, `"interactions"` or `"transactions"`; default
+            none (required for files).
+        split_by: `"auto"` (default: `query` for search, `time` otherwise),
+            `"time"` or `"query"`. Search data may be split by time when it
+            maps `event_time`; interactions and transactions only by time.
+            The shares come from the job's `valid_fraction` and
+            `test_fraction`.
+        cutoff: search/interactions: rows after this time form the test
+            split (default none: the last `test_fraction` of rows by time).
+            Transactions: the last day of the calibration period (required).
+            A date without a time of day includes that whole day.
+        horizon_end: transactions: the last day of the horizon whose spend is
+            the label (default none: the last transaction in the data).
+        quantity_column: a column outside the schema holding quantities
+            (default none). Transactions: the amount is `quantity x
+            item_price` when the schema maps no `value_label`; a negative
+            amount (a return) is netted against the customer's spend.
+            Interactions: rows with quantity <= 0 are returns, not
+            interactions (rejected, counted).
+        negatives_per_positive: interactions: items drawn at random by
+            popularity per event as CTR negatives (default 1; 0 = none).
+        history_window_days: interactions: only items from the last this
+            many days enter a user's history (default none: all earlier
+            items; the schema's `history_length` caps the count).
+        value_valid_fraction: transactions: share of training customers
+            held out for validation (default 0.1).
+        min_query_rows: search: queries with fewer rows are still kept; the
+            per-query NDCG counts only queries with at least this many rows
+            and at least one positive (default 2).
+        seed: seed of the query split and negative sampling (default 0).
+    """
+
+    source: str = "simulator"
+    paths: list[str] = dataclasses.field(default_factory=list)
+    format: str = "auto"
+    csv_encoding: str = "utf-8"
+    csv_delimiter: str = ","
+    schema: Any = None
+    shape: str | None = None
+    split_by: str = "auto"
+    cutoff: str | None = None
+    horizon_end: str | None = None
+    quantity_column: str | None = None
+    negatives_per_positive: int = 1
+    history_window_days: float | None = None
+    value_valid_fraction: float = 0.1
+    min_query_rows: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.source not in DATA_SOURCES:
+            raise ValueError(f"data.source must be one of {DATA_SOURCES}, got {self.source!r}")
+        if isinstance(self.paths, (str, os.PathLike)):
+            self.paths = [os.fspath(self.paths)]
+        self.paths = [os.fspath(p) for p in (self.paths or [])]
+        if self.format not in ("auto", "csv", "parquet"):
+            raise ValueError(f"data.format must be 'auto', 'csv' or 'parquet', got {self.format!r}")
+        if self.shape is not None and self.shape not in DATA_SHAPES:
+            raise ValueError(f"data.shape must be one of {DATA_SHAPES}, got {self.shape!r}")
+        if self.split_by not in ("auto", "time", "query"):
+            raise ValueError(f"data.split_by must be 'auto', 'time' or 'query', got {self.split_by!r}")
+        if self.schema is not None and not isinstance(self.schema, (str, dict)):
+            raise ValueError(f"data.schema must be a YAML path or a mapping, got {type(self.schema).__name__}")
+        if int(self.negatives_per_positive) < 0:
+            raise ValueError(f"data.negatives_per_positive must be >= 0, got {self.negatives_per_positive}")
+        if not 0 <= self.value_valid_fraction < 1:
+            raise ValueError(f"data.value_valid_fraction must be in [0, 1), got {self.value_valid_fraction}")
+        for name in ("cutoff", "horizon_end"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, str(value))
+
+    def resolved_split_by(self) -> str:
+        """The split `split_by: auto` stands for with this shape."""
+        if self.split_by != "auto":
+            return self.split_by
+        return "query" if self.shape == "search" else "time"
+
+
 @dataclasses.dataclass
 class JobConfig:
     """A whole job: data, model, training, evaluation and where to write.
@@ -112,6 +233,7 @@ class JobConfig:
         training: the `TrainingConfig`.
         evaluation: the `EvaluationConfig`.
         export: the `ExportConfig`.
+        data: the `DataConfig`: the simulator (default) or the user's files.
         output_dir: the run directory (model, metrics, resolved config).
     """
 
@@ -122,6 +244,7 @@ class JobConfig:
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
     output_dir: str = "runs/quickstart"
 
     def __post_init__(self):
@@ -135,6 +258,8 @@ class JobConfig:
             self.evaluation = _from_dict(EvaluationConfig, self.evaluation, "evaluation")
         if isinstance(self.export, dict):
             self.export = _from_dict(ExportConfig, self.export, "export")
+        if isinstance(self.data, dict):
+            self.data = _from_dict(DataConfig, self.data, "data")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -2,6 +2,7 @@
 
 ```
 tfrec quickstart [--config training/configs/quickstart.yaml] [--output-dir DIR]
+tfrec train --config training/configs/<name>.yaml [--output-dir DIR] [--data FILES --schema S.yaml --shape S]
 tfrec cold-start [--config ...] [--held-out 0.15]
 tfrec export --model runs/quickstart/model.keras --catalog runs/quickstart/catalog.parquet --base-dir models
 tfrec serve --base-dir runs/quickstart/models [--port 8500] [--http-port 8501]
@@ -49,6 +50,44 @@ def cmd_quickstart(args) -> int:
         config.output_dir = args.output_dir
     if args.epochs:
         config.training.epochs = args.epochs
+    run(config)
+    return 0
+
+
+def cmd_train(args) -> int:
+    _quiet_tensorflow()
+    import shutil
+
+    from tfrec.jobs.config import JobConfig
+
+    config = JobConfig.from_yaml(args.config) if args.config else JobConfig()
+    if args.output_dir:
+        config.output_dir = args.output_dir
+    if args.epochs:
+        config.training.epochs = args.epochs
+    if args.strategy:
+        config.training.strategy = args.strategy
+        config.training.__post_init__()
+    if args.data or args.schema or args.shape:
+        data = getattr(config, "data", None)
+        if data is None:
+            raise ValueError("--data/--schema/--shape: this version cannot train on files")
+        if args.data:
+            data.paths = list(args.data)
+            data.source = "files"
+        if args.schema:
+            data.schema = args.schema
+        if args.shape:
+            data.shape = args.shape
+        if args.encoding:
+            data.csv_encoding = args.encoding
+        data.__post_init__()
+    if args.no_resume:
+        shutil.rmtree(config.training.backup_dir or os.path.join(config.output_dir, "backup"), ignore_errors=True)
+    if getattr(getattr(config, "data", None), "source", "simulator") == "files":
+        from tfrec.jobs.tables import run
+    else:
+        from tfrec.jobs.simulated import run
     run(config)
     return 0
 
@@ -181,6 +220,18 @@ def main(argv=None) -> int:
     p.add_argument("--output-dir", default=None, help="run directory (overrides the config)")
     p.add_argument("--epochs", type=int, default=None, help="override training.epochs")
     p.set_defaults(fn=cmd_quickstart)
+
+    p = sub.add_parser("train", help="a training job from a config: simulator or your own tables; resumable")
+    p.add_argument("--config", default=_default_config(), help="job YAML (default: the quickstart config)")
+    p.add_argument("--output-dir", default=None, help="run directory (overrides the config)")
+    p.add_argument("--epochs", type=int, default=None, help="override training.epochs")
+    p.add_argument("--strategy", default=None, help="override training.strategy")
+    p.add_argument("--data", nargs="+", default=None, help="CSV/parquet files, globs or folders (data.paths)")
+    p.add_argument("--schema", default=None, help="schema YAML mapping columns to roles (data.schema)")
+    p.add_argument("--shape", default=None, help="search, interactions or transactions (data.shape)")
+    p.add_argument("--encoding", default=None, help="CSV encoding (data.csv_encoding)")
+    p.add_argument("--no-resume", action="store_true", help="discard the backup of an interrupted run")
+    p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("cold-start", help="retrieval of never-seen items: BERT towers vs id-only")
     p.add_argument("--config", default=_default_config())

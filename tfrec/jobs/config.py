@@ -37,9 +37,9 @@ class TrainingConfig:
             `batch_size x replicas` (in-batch negatives span the global batch).
         strategy: `auto` (several workers in TF_CONFIG -> multi-worker,
             several GPUs -> mirrored, else default), `default`, `mirrored`,
-            `multi_worker` or `one_device`. Keras `fit` under multi-worker
-            fails in Keras 3.15 (keras-team/keras#20585); multi-worker
-            training is not supported by this version yet.
+            `multi_worker` or `one_device`. Jobs train with a custom
+            `strategy.run` loop under every strategy (Keras `fit` fails under
+            MultiWorkerMirroredStrategy, keras-team/keras#20585).
         learning_rate: AdamW learning rate.
         weight_decay: AdamW decoupled weight decay.
         clipnorm: gradient clipping by global norm; None = off.
@@ -47,8 +47,33 @@ class TrainingConfig:
             validation loss and keep the best epoch's weights; 0 = off.
         value_holdout_fraction: share of users whose future value is hidden
             from training, so the value head is judged on users it never saw.
+        lr_schedule: `constant` or `cosine` (decay to `min_learning_rate_ratio`
+            of the peak by the last step).
+        warmup_steps: steps of linear warmup from ~0 to `learning_rate`.
+        min_learning_rate_ratio: the cosine schedule's final share of the peak.
+        backbone_learning_rate_multiplier: the text encoder (BERT) learns at
+            this fraction of `learning_rate` (e.g. 0.1 when fine-tuning a
+            pretrained checkpoint); 1 = same rate.
+        mixed_precision: `off`, `mixed_bfloat16` (CPUs with AVX512-BF16, TPUs,
+            Ampere+ GPUs) or `mixed_float16` (GPUs; adds loss scaling). Heads,
+            embeddings and losses stay float32.
+        xla: XLA auto-clustering of the training graph (GPUs; the in-graph
+            tokeniser's string ops stay outside the compiled clusters).
+        checkpoint_every_steps: steps between backups of model, optimizer and
+            data position (a killed job restarts from the last one); 0 = only
+            at the end of each epoch.
+        keep_checkpoints: end-of-epoch checkpoints kept in `<output_dir>/checkpoints`.
+        backup_dir: where the backup lives; default `<output_dir>/backup`. In
+            multi-worker jobs it must be storage every worker can read (only
+            the chief writes there).
+        monitor: the validation metric that picks the best model and drives
+            early stopping (`val_loss` or `val_<task>_loss`); lower is better.
+        log_every_steps: steps between progress lines and TensorBoard points.
+        tensorboard: write TensorBoard logs to `<output_dir>/tensorboard`.
+        shuffle_buffer: rows in the shuffle buffer (whole table when smaller).
         seed: seed of shuffling and initialisation.
-        verbose: Keras progress output (0 silent, 1 bar, 2 one line per epoch).
+        verbose: progress output (0 silent, 1 progress bar, 2 lines every
+            `log_every_steps`).
     """
 
     epochs: int = 2
@@ -59,6 +84,19 @@ class TrainingConfig:
     clipnorm: float | None = 1.0
     early_stopping_patience: int = 1
     value_holdout_fraction: float = 0.2
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    min_learning_rate_ratio: float = 0.0
+    backbone_learning_rate_multiplier: float = 1.0
+    mixed_precision: str = "off"
+    xla: bool = False
+    checkpoint_every_steps: int = 200
+    keep_checkpoints: int = 3
+    backup_dir: str | None = None
+    monitor: str = "val_loss"
+    log_every_steps: int = 50
+    tensorboard: bool = True
+    shuffle_buffer: int = 100_000
     seed: int = 0
     verbose: int = 2
 
@@ -67,6 +105,19 @@ class TrainingConfig:
             raise ValueError("training.epochs must be >= 1 and training.batch_size >= 2")
         if not 0 <= self.value_holdout_fraction < 1:
             raise ValueError(f"training.value_holdout_fraction must be in [0, 1), got {self.value_holdout_fraction}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"training.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.mixed_precision not in ("off", "mixed_bfloat16", "mixed_float16"):
+            raise ValueError("training.mixed_precision must be 'off', 'mixed_bfloat16' or 'mixed_float16', "
+                             f"got {self.mixed_precision!r}")
+        if self.warmup_steps < 0 or self.checkpoint_every_steps < 0 or self.log_every_steps < 1:
+            raise ValueError("training.warmup_steps and training.checkpoint_every_steps must be >= 0 "
+                             "and training.log_every_steps >= 1")
+        if not 0 < self.backbone_learning_rate_multiplier <= 10:
+            raise ValueError("training.backbone_learning_rate_multiplier must be in (0, 10], "
+                             f"got {self.backbone_learning_rate_multiplier}")
+        if self.monitor != "val_loss" and not (self.monitor.startswith("val_") and self.monitor.endswith("_loss")):
+            raise ValueError(f"training.monitor must be 'val_loss' or 'val_<task>_loss', got {self.monitor!r}")
 
 
 @dataclasses.dataclass

@@ -46,54 +46,17 @@ def holdout_users(user_ids, fraction) -> np.ndarray:
     return buckets.numpy() < int(round(fraction * HOLDOUT_BUCKETS))
 
 
-def mask_value_labels(ds, user_column, fraction):
-    """Replaces the value label of held-out users by NaN (the loss skips NaN)."""
-    limit = int(round(fraction * HOLDOUT_BUCKETS))
-
-    def fn(features, labels):
-        held = tf.strings.to_hash_bucket_fast(features[user_column], HOLDOUT_BUCKETS) < limit
-        labels = dict(labels)
-        labels["value"] = tf.where(held, tf.constant(np.nan, tf.float32), labels["value"])
-        return features, labels
-
-    return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
-
-
 def train(config: JobConfig, schema, train_df, valid_df, run_dir=None):
-    """Builds, compiles and fits the model; returns (model, history).
+    """Builds and trains the model (`tfrec.training.train_model`); returns (model, history).
 
-    With `run_dir`, the per-epoch metrics history goes to `run_dir/history.csv`.
+    `model` lives outside any distribution strategy (None on non-chief
+    workers of a multi-worker job). With `run_dir` the run directory gets the
+    model, backups, checkpoints, `history.csv` and TensorBoard logs, and a
+    restarted job resumes where it stopped.
     """
-    from tfrec.training.strategy import choose_strategy
+    from tfrec.training.job import train_model
 
-    keras.utils.set_random_seed(config.training.seed)
-    strategy = choose_strategy(config.training.strategy)
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise ValueError("training.strategy: multi-worker training is not supported by this version yet "
-                         "(Keras fit fails under MultiWorkerMirroredStrategy, keras-team/keras#20585)")
-    with strategy.scope():
-        model = build_model(schema, config.model, train_df)
-        optimizer = keras.optimizers.AdamW(config.training.learning_rate,
-                                           weight_decay=config.training.weight_decay,
-                                           clipnorm=config.training.clipnorm)
-        model.compile(optimizer=optimizer)
-    bs = config.training.batch_size * strategy.num_replicas_in_sync
-    train_ds = dataset_from_dataframe(train_df, schema, batch_size=bs, seed=config.training.seed,
-                                      drop_remainder=True)
-    valid_ds = dataset_from_dataframe(valid_df, schema, batch_size=bs, shuffle=False, drop_remainder=True)
-    if schema.value_label and schema.user_id and config.training.value_holdout_fraction > 0:
-        train_ds = mask_value_labels(train_ds, schema.user_id, config.training.value_holdout_fraction)
-        valid_ds = mask_value_labels(valid_ds, schema.user_id, config.training.value_holdout_fraction)
-    callbacks = []
-    if run_dir:
-        callbacks.append(keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")))
-    if config.training.early_stopping_patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", mode="min", patience=config.training.early_stopping_patience,
-            restore_best_weights=True))
-    history = model.fit(train_ds, validation_data=valid_ds, epochs=config.training.epochs,
-                        verbose=config.training.verbose, callbacks=callbacks)
-    return model, history
+    return train_model(config, schema, train_df, valid_df, run_dir=run_dir)
 
 
 # ------------------------------------------------------------------ evaluation
@@ -230,8 +193,11 @@ def run(config: JobConfig) -> dict:
     """Simulate, validate, split, train, evaluate; write the run directory."""
     t0 = time.time()
     out_dir = config.output_dir
-    os.makedirs(out_dir, exist_ok=True)
-    config.to_yaml(os.path.join(out_dir, "config.yaml"))
+    from tfrec.training.cluster import cluster_task
+
+    if cluster_task().is_chief:  # in multi-worker jobs only the chief writes
+        os.makedirs(out_dir, exist_ok=True)
+        config.to_yaml(os.path.join(out_dir, "config.yaml"))
     _log(f"simulating {config.simulator.num_sessions} sessions x {config.simulator.slate_size} slots, "
          f"{config.simulator.num_users} users, {config.simulator.num_items} items (seed {config.simulator.seed})")
     sim = simulate(config.simulator)
@@ -246,10 +212,12 @@ def run(config: JobConfig) -> dict:
     t_train = time.time()
     model, history = train(config, schema, split.train, split.valid, run_dir=out_dir)
     train_seconds = time.time() - t_train
-    _log(f"trained {config.training.epochs} epoch(s) in {train_seconds:.0f}s "
-         f"({len(split.train) * config.training.epochs / train_seconds:.0f} examples/s)")
+    if model is None:
+        _log("training done on this non-chief worker; the chief evaluates and writes the run directory")
+        return {"model": None, "metrics": None, "sim": sim, "split": split, "schema": schema, "export": None}
+    _log(f"trained {len(history.rows)} epoch(s) in {train_seconds:.0f}s "
+         f"({len(split.train) * len(history.rows) / train_seconds:.0f} examples/s)")
     model_path = os.path.join(out_dir, "model.keras")
-    model.save(model_path)
     _log(f"saved {model_path} ({os.path.getsize(model_path) / 1e6:.1f} MB)")
     ks = list(config.evaluation.ks)
     metrics = {

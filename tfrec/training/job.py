@@ -1,0 +1,97 @@
+"""`train_model`: the training step of a job, from tables to a trained model.
+
+Chooses the strategy, builds the model under it, trains it with the
+resumable `Trainer` and returns a copy of the trained model that lives
+outside the strategy (for evaluation and export), plus the history.
+
+Example:
+
+```python
+model, history = train_model(config, schema, split.train, split.valid, run_dir="runs/x")
+history.history["val_loss"]
+```
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from tfrec.training.epoch_data import EpochBatches
+from tfrec.training.strategy import choose_strategy
+from tfrec.training.trainer import Trainer
+
+HOLDOUT_BUCKETS = 1000
+
+
+class History:
+    """Per-epoch metrics: `rows` (a list of dicts) and `history` (`{metric: [per epoch]}`, like Keras's)."""
+
+    def __init__(self, rows):
+        self.rows = list(rows)
+        keys = []
+        for row in self.rows:
+            keys += [k for k in row if k not in keys]
+        self.history = {k: [row.get(k) for row in self.rows] for k in keys}
+
+
+def value_label_mask(user_column, fraction):
+    """A batch transform hiding the value label (NaN) of a stable share of users.
+
+    The value head is then judged on users whose labels training never saw.
+    """
+    limit = int(round(fraction * HOLDOUT_BUCKETS))
+
+    def fn(features, labels):
+        held = tf.strings.to_hash_bucket_fast(features[user_column], HOLDOUT_BUCKETS) < limit
+        labels = dict(labels)
+        labels["value"] = tf.where(held, tf.constant(float("nan"), tf.float32), labels["value"])
+        return features, labels
+
+    return fn
+
+
+def train_model(config, schema, train_df, valid_df=None, run_dir=None, strategy=None):
+    """Builds and trains the model of `config` (a `JobConfig`) on `train_df`.
+
+    Returns `(model, history)`; `model` is None on non-chief workers of a
+    multi-worker job (they train, the chief writes). With `run_dir` the run
+    directory gets `model.keras`, `best.weights.h5`, `history.csv`,
+    `training_state.json`, `checkpoints/`, `backup/` and `tensorboard/`, and a
+    job restarted on the same `run_dir` resumes from its backup.
+    """
+    from tfrec.models.builder import build_model
+
+    training = config.training
+    keras.utils.set_random_seed(training.seed)
+    if training.mixed_precision != "off":
+        keras.mixed_precision.set_global_policy(training.mixed_precision)
+    strategy = strategy or choose_strategy(training.strategy)
+    scratch = None
+    if run_dir is None:
+        scratch = run_dir = tempfile.mkdtemp(prefix="tfrec-train-")
+    try:
+        with strategy.scope():
+            model = build_model(schema, config.model, train_df)
+        trainer = Trainer(model, training, run_dir, strategy=strategy)
+        transform = None
+        if schema.value_label and schema.user_id and training.value_holdout_fraction > 0:
+            transform = value_label_mask(schema.user_id, training.value_holdout_fraction)
+        batch = trainer.global_batch_size
+        train = EpochBatches.from_dataframe(train_df, schema, batch, seed=training.seed,
+                                            shuffle_buffer=training.shuffle_buffer, transform=transform)
+        valid = None
+        if valid_df is not None and len(valid_df) >= batch:
+            valid = EpochBatches.from_dataframe(valid_df, schema, batch, shuffle=False, transform=transform)
+        rows = trainer.fit(train, valid)
+        trained = trainer.finalize()
+        return trained, History(rows)
+    finally:
+        if training.mixed_precision != "off":
+            keras.mixed_precision.set_global_policy("float32")
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)

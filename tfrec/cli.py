@@ -3,6 +3,7 @@
 ```
 tfrec quickstart [--config training/configs/quickstart.yaml] [--output-dir DIR]
 tfrec train --config training/configs/<name>.yaml [--output-dir DIR] [--data FILES --schema S.yaml --shape S]
+tfrec evaluate --run-dir runs/quickstart [--output DIR]
 tfrec cold-start [--config ...] [--held-out 0.15]
 tfrec export --model runs/quickstart/model.keras --catalog runs/quickstart/catalog.parquet --base-dir models
 tfrec serve --base-dir runs/quickstart/models [--port 8500] [--http-port 8501]
@@ -89,6 +90,14 @@ def cmd_train(args) -> int:
     else:
         from tfrec.jobs.simulated import run
     run(config)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    _quiet_tensorflow()
+    from tfrec.evaluation.run_dir import evaluate_run
+
+    evaluate_run(args.run_dir, output_dir=args.output)
     return 0
 
 
@@ -232,6 +241,11 @@ def main(argv=None) -> int:
     p.add_argument("--encoding", default=None, help="CSV encoding (data.csv_encoding)")
     p.add_argument("--no-resume", action="store_true", help="discard the backup of an interrupted run")
     p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a run directory: metrics.json, report.html, a summary")
+    p.add_argument("--run-dir", required=True, help="a run directory (model.keras and config.yaml)")
+    p.add_argument("--output", default=None, help="where metrics.json and report.html go (default: --run-dir)")
+    p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("cold-start", help="retrieval of never-seen items: BERT towers vs id-only")
     p.add_argument("--config", default=_default_config())

@@ -2,7 +2,9 @@
 
 Each step prints what it did; the evaluation puts the model beside the oracle
 (the simulator's planted truth: the best achievable) and a popularity
-baseline, for CTR, retrieval and user value.
+baseline, for CTR, retrieval, user value and business value (expected clicks
+and revenue per 1,000 queries), printed as a summary and written to
+`metrics.json` and the HTML report `report.html` (`tfrec.evaluation`).
 
 Example:
 
@@ -20,17 +22,20 @@ import time
 
 import keras
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
-from tfrec import metrics as M
 from tfrec.data.pipeline import RowAccounting, dataset_from_dataframe
 from tfrec.data.simulator import SimulatedData, simulate
 from tfrec.data.split import time_split
 from tfrec.data.validation import validate
+from tfrec.evaluation.metric_sets import ctr_metrics, ranking_metrics, value_metrics
+from tfrec.evaluation.report import write_report
+from tfrec.evaluation.result import EvaluationResult
+from tfrec.evaluation.simulated import ctr_scores, evaluate_simulated, retrieval_ranks, value_scores
+from tfrec.evaluation.summary import print_summary as _print_summary
 from tfrec.jobs.config import JobConfig
 from tfrec.models.builder import build_model
-from tfrec.models.inference import encode_items, encode_queries, predict_dataframe, predict_user_value
+from tfrec.models.inference import predict_dataframe
 
 
 def _log(msg):
@@ -60,91 +65,35 @@ def train(config: JobConfig, schema, train_df, valid_df, run_dir=None):
 
 
 # ------------------------------------------------------------------ evaluation
+# The scorers live in tfrec.evaluation.simulated; these keep the job's API.
 def evaluate_ctr(model, sim: SimulatedData, train_df, test_df):
-    out = predict_dataframe(model, test_df, outputs=("ctr",))
-    y = test_df.click.to_numpy()
-    # Baseline: smoothed item CTR in training times the position's CTR ratio.
-    global_ctr = train_df.click.mean()
-    by_item = train_df.groupby("item_id").click.agg(["sum", "count"])
-    item_ctr = (by_item["sum"] + 20 * global_ctr) / (by_item["count"] + 20)
-    pos_ratio = train_df.groupby("position").click.mean() / global_ctr
-    baseline = (test_df.item_id.map(item_ctr).fillna(global_ctr).to_numpy()
-                * test_df.position.map(pos_ratio).fillna(1.0).to_numpy())
-    result = {}
-    for name, p in (("model", out["ctr"]), ("oracle", test_df.true_ctr.to_numpy()), ("popularity", baseline)):
-        result[name] = {"auc": M.auc(y, p), "log_loss": M.log_loss(y, p), "ece": M.expected_calibration_error(y, p)}
-    return result
+    """CTR metrics of the model, the oracle and the item-CTR x position baseline."""
+    return ctr_metrics(test_df.click.to_numpy(), ctr_scores(model, train_df, test_df))
 
 
 def evaluate_retrieval(model, sim: SimulatedData, train_df, test_df, ks, max_queries, seed=0):
-    clicked = test_df[test_df.click == 1].drop_duplicates(["session_id", "item_id"])
-    if len(clicked) > max_queries:
-        clicked = clicked.sample(max_queries, random_state=seed)
-    catalog = sim.items
-    row_of = pd.Series(np.arange(len(catalog)), index=catalog.item_id)
-    target = row_of[clicked.item_id].to_numpy()
-    ranks = {
-        "model": M.ranks_of_targets(encode_queries(model, clicked), encode_items(model, catalog), target),
-    }
-    popularity = train_df[train_df.click == 1].item_id.value_counts().reindex(catalog.item_id).fillna(0).to_numpy()
-    pop_scores = np.broadcast_to(popularity, (1, len(catalog)))
-    ranks["popularity"] = np.array([(pop_scores[0] >= pop_scores[0, t]).sum() for t in target])
-    oracle_logits = sim.true_click_logits(clicked.session_id.to_numpy())
-    ranks["oracle"] = (oracle_logits >= oracle_logits[np.arange(len(target)), target][:, None]).sum(1)
-    result = {}
-    for name, r in ranks.items():
-        row = {f"recall@{k}": M.recall_at_k(r, k) for k in ks}
-        row.update({f"ndcg@{k}": M.ndcg_at_k(r, k) for k in ks})
-        row["mrr"] = M.mrr(r)
-        result[name] = row
-    result["queries"] = int(len(clicked))
-    return result
+    """Recall@K, NDCG@K and MRR over the whole catalog: model, oracle, popularity."""
+    ranks = retrieval_ranks(model, sim, train_df, test_df, max_queries, seed)
+    return {**ranking_metrics(ranks, ks), "queries": int(len(ranks["model"]))}
 
 
 def evaluate_value(model, sim: SimulatedData, fraction):
-    users = sim.users
-    held = holdout_users(users.user_id, fraction) if fraction > 0 else np.ones(len(users), bool)
-    test_users, train_users = users[held], users[~held]
-    y = test_users.future_value.to_numpy()
-    pred = predict_user_value(model, test_users)["user_value"]
-    seg_mean = train_users.groupby("user_segment").future_value.mean()
-    baseline = test_users.user_segment.map(seg_mean).fillna(train_users.future_value.mean()).to_numpy()
-    result = {}
-    for name, p in (("model", pred), ("oracle", test_users.true_expected_value.to_numpy()),
-                    ("segment_mean", baseline)):
-        result[name] = {
-            "normalized_gini": M.normalized_gini(y, p),
-            "spearman": M.spearman(y, p),
-            "decile_mape": M.decile_mape(y, p),
-            "spend_auc": M.auc(y > 0, p),
-        }
-    result["users"] = int(held.sum())
-    return result
+    """User-value metrics on the users whose value label training never saw."""
+    held = holdout_users(sim.users.user_id, fraction) if fraction > 0 else None
+    y, scores = value_scores(model, sim, held)
+    return {**value_metrics(y, scores), "users": int(len(y))}
+
+
+def evaluate(model, sim: SimulatedData, split, config: JobConfig) -> EvaluationResult:
+    """Every evaluation section (CTR, user value, retrieval, business value) for a job's config."""
+    fraction = config.training.value_holdout_fraction
+    held = holdout_users(sim.users.user_id, fraction) if fraction > 0 else None
+    return evaluate_simulated(model, sim, split, ks=config.evaluation.ks,
+                              max_queries=config.evaluation.max_queries, value_holdout=held)
 
 
 def print_summary(metrics, ks):
-    k_mid = ks[len(ks) // 2]
-    ctr, ret, val = metrics["ctr"], metrics["retrieval"], metrics["value"]
-    lines = [
-        "",
-        f"{'metric':<26}{'model':>10}{'oracle':>10}{'baseline':>10}   baseline",
-        f"{'CTR AUC':<26}{ctr['model']['auc']:>10.4f}{ctr['oracle']['auc']:>10.4f}"
-        f"{ctr['popularity']['auc']:>10.4f}   item CTR x position",
-        f"{'CTR log loss':<26}{ctr['model']['log_loss']:>10.4f}{ctr['oracle']['log_loss']:>10.4f}"
-        f"{ctr['popularity']['log_loss']:>10.4f}",
-        f"{'CTR ECE':<26}{ctr['model']['ece']:>10.4f}{ctr['oracle']['ece']:>10.4f}{ctr['popularity']['ece']:>10.4f}",
-    ]
-    for k in ks:
-        lines.append(f"{f'Recall@{k}':<26}{ret['model'][f'recall@{k}']:>10.4f}{ret['oracle'][f'recall@{k}']:>10.4f}"
-                     f"{ret['popularity'][f'recall@{k}']:>10.4f}   popularity")
-    lines.append(f"{f'NDCG@{k_mid}':<26}{ret['model'][f'ndcg@{k_mid}']:>10.4f}"
-                 f"{ret['oracle'][f'ndcg@{k_mid}']:>10.4f}{ret['popularity'][f'ndcg@{k_mid}']:>10.4f}")
-    lines.append(f"{'MRR':<26}{ret['model']['mrr']:>10.4f}{ret['oracle']['mrr']:>10.4f}{ret['popularity']['mrr']:>10.4f}")
-    for key, label in (("normalized_gini", "Value normalised Gini"), ("spearman", "Value Spearman"),
-                       ("spend_auc", "Value AUC(spends at all)"), ("decile_mape", "Value decile MAPE")):
-        lines.append(f"{label:<26}{val['model'][key]:>10.4f}{val['oracle'][key]:>10.4f}"
-                     f"{val['segment_mean'][key]:>10.4f}   segment mean")
-    print("\n".join(lines), flush=True)
+    _print_summary(metrics, ks)
 
 
 def targets(metrics, ks):
@@ -220,10 +169,9 @@ def run(config: JobConfig) -> dict:
     model_path = os.path.join(out_dir, "model.keras")
     _log(f"saved {model_path} ({os.path.getsize(model_path) / 1e6:.1f} MB)")
     ks = list(config.evaluation.ks)
+    evaluation = evaluate(model, sim, split, config)
     metrics = {
-        "ctr": evaluate_ctr(model, sim, split.train, split.test),
-        "retrieval": evaluate_retrieval(model, sim, split.train, split.test, ks, config.evaluation.max_queries),
-        "value": evaluate_value(model, sim, config.training.value_holdout_fraction),
+        **evaluation.metrics,
         "rows": acc.to_dict(),
         "split": split.sizes(),
         "train_seconds": train_seconds,
@@ -235,6 +183,9 @@ def run(config: JobConfig) -> dict:
     print_summary(metrics, ks)
     for name, ok in metrics["targets"].items():
         print(f"  target {name}: {'met' if ok else 'NOT met'}")
+    report_path = write_report(evaluation, os.path.join(out_dir, "report.html"),
+                               title=f"tfrec evaluation: {os.path.basename(os.path.normpath(out_dir))}")
+    _log(f"wrote the evaluation report {report_path}")
     # The catalog and a few rows travel with the run, for `tfrec export` and clients.
     sim.items.to_parquet(os.path.join(out_dir, "catalog.parquet"), index=False)
     split.test.head(64).to_parquet(os.path.join(out_dir, "examples.parquet"), index=False)

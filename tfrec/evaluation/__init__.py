@@ -1,0 +1,38 @@
+"""Evaluation: business value of rankings, curve data, the HTML report, the terminal summary.
+
+Importing `tfrec.evaluation` does not import TensorFlow; the scorers that run
+a model live in `tfrec.evaluation.simulated` (simulator data) and
+`tfrec.evaluation.run_dir` (`tfrec evaluate` on a run directory).
+
+Example:
+
+```python
+from tfrec.evaluation import business_value, write_report
+from tfrec.evaluation.simulated import evaluate_simulated
+
+result = evaluate_simulated(model, sim, split, ks=[10, 50, 100])
+write_report(result, "report.html")
+```
+"""
+
+from tfrec.evaluation.business import (
+    business_value,
+    examination_curve,
+    expected_clicks_at_k,
+    expected_revenue_at_k,
+    oracle_rankings,
+    random_ranking,
+    top_k,
+)
+from tfrec.evaluation.curves import cumulative_gain_curve, recall_curve, reliability_curve, roc_curve
+from tfrec.evaluation.metric_sets import ctr_metrics, ranking_metrics, value_metrics
+from tfrec.evaluation.report import SECTIONS, render_report, write_report
+from tfrec.evaluation.result import EvaluationResult
+from tfrec.evaluation.summary import format_summary, print_summary
+
+__all__ = [
+    "SECTIONS", "EvaluationResult", "business_value", "ctr_metrics", "cumulative_gain_curve", "examination_curve",
+    "expected_clicks_at_k", "expected_revenue_at_k", "format_summary", "oracle_rankings", "print_summary",
+    "random_ranking", "ranking_metrics", "recall_curve", "reliability_curve", "render_report", "roc_curve",
+    "top_k", "value_metrics", "write_report",
+]

@@ -1,0 +1,171 @@
+"""Evaluation on simulator data, beside the oracle (planted truth) and baselines.
+
+The simulator knows every true click probability and expected value, so each
+task has an *oracle* scorer, the best achievable:
+
+* CTR: the true click probability of each test impression, against the
+  model's and a baseline's (smoothed item CTR in training x the position's
+  CTR ratio), by AUC, log loss and calibration;
+* retrieval: the rank of each clicked test item among the whole catalog by
+  the model's two-tower score, by the true attractiveness (oracle) and by
+  training clicks (popularity);
+* user value: the model's expected value against the true expected value
+  (oracle) and the training users' segment mean, on users whose value label
+  training never saw;
+* business value: expected clicks and revenue in the top K per 1,000 test
+  queries (`tfrec.evaluation.business`) when the whole catalog is ranked by
+  the model, by popularity, at random, or by the truth (oracles), with the
+  simulator's own examination curve `p ** -position_bias`.
+
+Example:
+
+```python
+result = evaluate_simulated(model, sim, split, ks=[10, 50, 100], max_queries=3000,
+                            value_holdout=holdout_users(sim.users.user_id, 0.2))
+result.metrics["business"]["model"]["revenue@10"]
+```
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tfrec.data.simulator import SimulatedData
+from tfrec.evaluation import business
+from tfrec.evaluation.metric_sets import ctr_metrics, ranking_metrics, value_metrics
+from tfrec.evaluation.result import EvaluationResult
+from tfrec.metrics import ranks_of_targets
+from tfrec.models.inference import encode_items, encode_queries, predict_dataframe, predict_user_value
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def ctr_scores(model, train_df: pd.DataFrame, test_df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Click probability of each test impression: `model`, `oracle` (true CTR), `popularity` baseline."""
+    out = predict_dataframe(model, test_df, outputs=("ctr",))
+    # Baseline: smoothed item CTR in training times the position's CTR ratio.
+    global_ctr = train_df.click.mean()
+    by_item = train_df.groupby("item_id").click.agg(["sum", "count"])
+    item_ctr = (by_item["sum"] + 20 * global_ctr) / (by_item["count"] + 20)
+    pos_ratio = train_df.groupby("position").click.mean() / global_ctr
+    baseline = (test_df.item_id.map(item_ctr).fillna(global_ctr).to_numpy()
+                * test_df.position.map(pos_ratio).fillna(1.0).to_numpy())
+    return {"model": out["ctr"], "oracle": test_df.true_ctr.to_numpy(), "popularity": baseline}
+
+
+def _training_popularity(sim, train_df):
+    return train_df[train_df.click == 1].item_id.value_counts().reindex(sim.items.item_id).fillna(0).to_numpy()
+
+
+def retrieval_ranks(model, sim: SimulatedData, train_df, test_df, max_queries: int,
+                    seed: int = 0) -> dict[str, np.ndarray]:
+    """Rank of each clicked test item (up to `max_queries` distinct session-item pairs) in the whole catalog."""
+    clicked = test_df[test_df.click == 1].drop_duplicates(["session_id", "item_id"])
+    if len(clicked) > max_queries:
+        clicked = clicked.sample(max_queries, random_state=seed)
+    catalog = sim.items
+    row_of = pd.Series(np.arange(len(catalog)), index=catalog.item_id)
+    target = row_of[clicked.item_id].to_numpy()
+    ranks = {"model": ranks_of_targets(encode_queries(model, clicked), encode_items(model, catalog), target)}
+    popularity = _training_popularity(sim, train_df)
+    ranks["popularity"] = (popularity[None, :] >= popularity[target][:, None]).sum(1)
+    oracle_logits = sim.true_click_logits(clicked.session_id.to_numpy())
+    ranks["oracle"] = (oracle_logits >= oracle_logits[np.arange(len(target)), target][:, None]).sum(1)
+    return ranks
+
+
+def value_scores(model, sim: SimulatedData, value_holdout=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Future value of the held-out users and each scorer's prediction (`model`, `oracle`, `segment_mean`).
+
+    `value_holdout` is a boolean mask over `sim.users` of the users whose
+    value label training never saw (None: all users, and the segment means
+    come from all users too).
+    """
+    users = sim.users
+    held = np.ones(len(users), bool) if value_holdout is None else np.asarray(value_holdout, bool)
+    if held.shape != (len(users),):
+        raise ValueError(f"value_holdout has shape {held.shape}, expected ({len(users)},) (one flag per user)")
+    test_users = users[held]
+    train_users = users[~held] if (~held).any() else users
+    seg_mean = train_users.groupby("user_segment").future_value.mean()
+    baseline = test_users.user_segment.map(seg_mean).fillna(train_users.future_value.mean()).to_numpy()
+    scores = {"model": predict_user_value(model, test_users)["user_value"],
+              "oracle": test_users.true_expected_value.to_numpy(), "segment_mean": baseline}
+    return test_users.future_value.to_numpy(), scores
+
+
+def business_evaluation(model, sim: SimulatedData, train_df, test_df, ks, max_queries: int,
+                        seed: int = 0) -> dict:
+    """Expected clicks and revenue@K per 1,000 test queries: model, popularity, random, oracles.
+
+    Each sampled test session is one query; its whole catalog is ranked and
+    valued with the simulator's true P(click | seen) (the attractiveness at
+    position 1) and examination curve.
+    """
+    sessions = test_df.drop_duplicates("session_id")
+    if len(sessions) > max_queries:
+        sessions = sessions.sample(max_queries, random_state=seed)
+    catalog = sim.items
+    k_max = min(max(ks), len(catalog))
+    ks = [k for k in ks if k <= k_max]
+    attractiveness = _sigmoid(sim.true_click_logits(sessions.session_id.to_numpy()))
+    model_scores = encode_queries(model, sessions) @ encode_items(model, catalog).T
+    popularity = _training_popularity(sim, train_df)
+    rankings = {
+        "model": business.top_k(model_scores, k_max),
+        "popularity": np.repeat(business.top_k(popularity[None, :], k_max), len(sessions), 0),
+        "random": business.random_ranking(len(sessions), len(catalog), k_max, seed=seed),
+    }
+    exam = business.examination_curve(k_max, sim.config.position_bias)
+    result = business.business_value(attractiveness, catalog.item_price.to_numpy(), rankings, ks, exam)
+    result["queries"] = int(len(sessions))
+    result["ks"] = ks
+    result["examination"] = (f"P(position p seen) = p ** -{sim.config.position_bias:g} (the simulator's "
+                             "examination curve, continued past its slate of "
+                             f"{sim.config.slate_size})")
+    return result
+
+
+def evaluate_simulated(model, sim: SimulatedData, split, ks, max_queries: int = 5000, value_holdout=None,
+                       seed: int = 0, context: dict | None = None) -> EvaluationResult:
+    """Every section of the evaluation on the test split of simulator data.
+
+    Args:
+        model: a trained `TwoTowerModel`.
+        sim: the `SimulatedData` the model was trained on.
+        split: its `time_split` (train rows feed the baselines, test rows are scored).
+        ks: cut-offs for Recall@K, NDCG@K and the business metrics.
+        max_queries: most test queries for retrieval and business value.
+        value_holdout: boolean mask over `sim.users` of users whose value label
+            training never saw (the user-value section scores only them).
+        seed: seed of the query samples and the random ranker.
+        context: extra lines for the report header.
+    """
+    ks = sorted(int(k) for k in ks)
+    train_df, test_df = split.train, split.test
+    y_ctr = test_df.click.to_numpy()
+    ctr = ctr_scores(model, train_df, test_df)
+    ranks = retrieval_ranks(model, sim, train_df, test_df, max_queries, seed)
+    y_value, value = value_scores(model, sim, value_holdout)
+    metrics = {
+        "ctr": ctr_metrics(y_ctr, ctr),
+        "retrieval": {**ranking_metrics(ranks, ks), "queries": int(len(ranks["model"]))},
+        "value": {**value_metrics(y_value, value), "users": int(len(y_value))},
+        "business": business_evaluation(model, sim, train_df, test_df, ks, max_queries, seed),
+    }
+    cfg = sim.config
+    info = {
+        "data": (f"simulator (seed {cfg.seed}): {cfg.num_users:,} users, {cfg.num_items:,} items, "
+                 f"{cfg.num_sessions:,} sessions x {cfg.slate_size} slots"),
+        "test split": f"{len(test_df):,} impressions from {test_df.event_time.min()} on",
+        "CTR baseline": "smoothed item CTR in training x the position's CTR ratio",
+        "retrieval baseline": "items ranked by training clicks (popularity)",
+        "user value baseline": "mean future value of the user's segment among training users",
+        "oracle": "the simulator's true click probabilities and expected values (the best achievable)",
+    }
+    info.update(context or {})
+    return EvaluationResult(metrics=metrics, ks=ks, ctr_labels=y_ctr, ctr_predictions=ctr,
+                            retrieval_ranks=ranks, value_labels=y_value, value_predictions=value, context=info)

@@ -128,11 +128,15 @@ class UserFeatureEncoder(_AttributeEncoder):
             parts.append(self.history_pooling(vectors, tf.not_equal(history, "")))
         any_column = next(iter(features.values()))
         batch = tf.shape(any_column)[0]
-        profile = tf.concat(parts, axis=-1) if parts else tf.zeros([batch, 1])
+        # Sublayers follow the global dtype policy; the parts meet in this
+        # layer's dtype (float32 in tfrec models, also under mixed precision).
+        profile = tf.concat([tf.cast(p, self.compute_dtype) for p in parts], axis=-1) if parts \
+            else tf.zeros([batch, 1], self.compute_dtype)
         if self.id_embedding is not None:
-            id_vector = self.id_embedding(_column(features, self.id_column), training=training)
+            id_vector = tf.cast(self.id_embedding(_column(features, self.id_column), training=training),
+                                self.compute_dtype)
         else:
-            id_vector = tf.zeros([batch, self.embedding_dim])
+            id_vector = tf.zeros([batch, self.embedding_dim], self.compute_dtype)
         return profile, id_vector
 
     def get_config(self):
@@ -188,7 +192,7 @@ class ItemFeatureEncoder(_AttributeEncoder):
         parts = self.attribute_vectors(features, training=training)
         if self.id_embedding is not None:
             parts.insert(0, self.id_embedding(_column(features, self.id_column), training=training))
-        return tf.concat(parts, axis=-1)
+        return tf.concat([tf.cast(p, self.compute_dtype) for p in parts], axis=-1)
 
     def get_config(self):
         config = super().get_config()

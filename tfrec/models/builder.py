@@ -92,6 +92,7 @@ def build_model(schema: FeatureSchema, config: ModelConfig | None, train_df: pd.
         categorical={c: _vocabulary(train_df[c], config.max_vocabulary) for c in schema.user_categorical},
         numeric_columns=schema.user_numeric, numeric_stats=_numeric_stats(train_df, schema.user_numeric),
         embedding_dim=emb, num_oov=config.num_oov, seed=config.seed, name="user_features",
+        dtype="float32",  # exact numerics under mixed precision; the lookups are cheap
     )
     item_numeric = ([schema.item_price] if schema.item_price else []) + schema.item_numeric
     item_encoder = ItemFeatureEncoder(
@@ -101,6 +102,7 @@ def build_model(schema: FeatureSchema, config: ModelConfig | None, train_df: pd.
         numeric_columns=item_numeric,
         numeric_stats=_numeric_stats(train_df, item_numeric, log_columns=[schema.item_price]),
         embedding_dim=emb, num_oov=config.num_oov, seed=config.seed, name="item_features",
+        dtype="float32",  # exact numerics under mixed precision; the lookups are cheap
     )
     if config.use_text and text_encoder is None and (schema.query_text or schema.item_text):
         corpus = []

@@ -71,6 +71,9 @@ class TwoTowerModel(keras.Model):
 
     def __init__(self, schema, config, user_encoder, item_encoder, text_encoder=None,
                  item_sampling_probability=None, item_text_encoder=None, **kwargs):
+        # Inputs stay as given (float32 prices, counts, positions) under a
+        # mixed-precision policy; each sublayer casts what it computes on.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.schema = schema if isinstance(schema, FeatureSchema) else FeatureSchema.from_dict(schema)
         self.config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
@@ -83,22 +86,23 @@ class TwoTowerModel(keras.Model):
         self.query_text_enabled = bool(text_encoder is not None and self.schema.query_text)
         self.item_text_encoder = item_text_encoder if self.schema.item_text else None
         self.query_mlp = _mlp(cfg.tower_units, "query_tower", cfg.dropout)
-        self.query_projection = keras.layers.Dense(cfg.embedding_dim, name="query_embedding")
+        self.query_projection = keras.layers.Dense(cfg.embedding_dim, name="query_embedding", dtype="float32")
         self.item_mlp = _mlp(cfg.tower_units, "item_tower", cfg.dropout)
-        self.item_projection = keras.layers.Dense(cfg.embedding_dim, name="item_embedding")
+        self.item_projection = keras.layers.Dense(cfg.embedding_dim, name="item_embedding", dtype="float32")
         self.crosses = [keras_rs.layers.FeatureCross(name=f"cross_{i}") for i in range(cfg.cross_layers)]
         self.tasks = ["ctr"] + (["relevance"] if self.schema.relevance_label else [])
         self.multitask = MultiTaskBlock(cfg.multitask, num_tasks=len(self.tasks), num_experts=cfg.num_experts,
                                         units=cfg.expert_units, dropout=cfg.dropout, name="multitask")
-        self.ctr_head = keras.layers.Dense(1, name="ctr_logit")
-        self.relevance_head = keras.layers.Dense(1, name="relevance") if "relevance" in self.tasks else None
+        self.ctr_head = keras.layers.Dense(1, name="ctr_logit", dtype="float32")
+        self.relevance_head = keras.layers.Dense(1, name="relevance", dtype="float32") if "relevance" in self.tasks else None
         # Logit of P(seen | position); starts at 0 (P = 0.5) for every
         # position, where the sigmoid is not saturated and the curve can move.
         self.position_bias = keras.layers.Embedding(cfg.max_position + 1, 1,
                                                     embeddings_initializer="zeros",
-                                                    name="position_bias")
+                                                    name="position_bias", dtype="float32")
         self.value_mlp = _mlp([64], "value_tower", cfg.dropout)
-        self.value_head = keras.layers.Dense(3 if cfg.value_loss == "ziln" else 1, name="value_logits")
+        self.value_head = keras.layers.Dense(3 if cfg.value_loss == "ziln" else 1, name="value_logits",
+                                             dtype="float32")
         self.retrieval_loss = InBatchSoftmaxRetrievalLoss(
             temperature=cfg.temperature, remove_accidental_hits=cfg.remove_accidental_hits,
             logq_correction=cfg.logq_correction, num_hard_negatives=cfg.num_hard_negatives,
@@ -111,8 +115,12 @@ class TwoTowerModel(keras.Model):
             shape=(n_rows,), initializer=keras.initializers.Constant(prob), trainable=False,
             name="item_sampling_probability",
         )
+        # A schema without item features (e.g. customers -> future value) has
+        # no item tower input: retrieval is off and the item embedding is a
+        # constant placeholder.
+        self.has_item_features = bool(self.schema.item_feature_names)
         labels = {"ctr": self.schema.click_label, "value": self.schema.value_label,
-                  "relevance": self.schema.relevance_label, "retrieval": True}
+                  "relevance": self.schema.relevance_label, "retrieval": self.has_item_features}
         self.active_tasks = [t for t in ("retrieval", "ctr", "value", "relevance")
                              if labels[t] and cfg.loss_weights[t] > 0]
         self._trackers = {name: keras.metrics.Mean(name=f"{name}_loss") for name in self.active_tasks}
@@ -160,6 +168,12 @@ class TwoTowerModel(keras.Model):
         self.build()
 
     # --------------------------------------------------------------- towers
+    def _concat(self, parts):
+        # Under a mixed-precision policy the parts arrive in float32 and
+        # bfloat16/float16; the towers compute in the policy's compute dtype
+        # while heads, embeddings and losses stay float32.
+        return tf.concat([tf.cast(p, self.compute_dtype) for p in parts], axis=-1)
+
     def _text(self, texts, training):
         return self.text_encoder(tf.reshape(texts, [-1]), training=training)
 
@@ -169,18 +183,22 @@ class TwoTowerModel(keras.Model):
         parts = [profile, id_vector]
         if self.query_text_enabled:
             parts.insert(0, self._text(features[self.schema.query_text], training))
-        hidden = self.query_mlp(tf.concat(parts, -1), training=training)
+        hidden = self.query_mlp(self._concat(parts), training=training)
         embedding = tf.math.l2_normalize(self.query_projection(hidden), axis=-1)
         return (embedding, hidden, profile) if return_hidden else embedding
 
     def encode_item(self, features, training=False, return_hidden=False):
         """Normalised item embedding `[batch, embedding_dim]`."""
-        parts = [self.item_encoder(features, training=training)]
+        if not self.has_item_features:
+            batch = tf.shape(next(iter(features.values())))[0]
+            parts = [tf.zeros([batch, 1])]
+        else:
+            parts = [self.item_encoder(features, training=training)]
         if self.item_text_enabled:
             parts.insert(0, self._text(features[self.schema.item_text], training))
         elif self.item_text_encoder is not None:
             parts.insert(0, self.item_text_encoder(features[self.schema.item_text]))
-        hidden = self.item_mlp(tf.concat(parts, -1), training=training)
+        hidden = self.item_mlp(self._concat(parts), training=training)
         embedding = tf.math.l2_normalize(self.item_projection(hidden), axis=-1)
         return (embedding, hidden) if return_hidden else embedding
 
@@ -203,7 +221,7 @@ class TwoTowerModel(keras.Model):
         q_emb, q_hidden, profile = self.encode_query(features, training, return_hidden=True)
         i_emb, i_hidden = self.encode_item(features, training, return_hidden=True)
         score = tf.reduce_sum(q_emb * i_emb, axis=-1)
-        x0 = tf.concat([q_hidden, i_hidden, q_emb * i_emb], axis=-1)
+        x0 = self._concat([q_hidden, i_hidden, q_emb * i_emb])
         x = x0
         for cross in self.crosses:
             x = cross(x0, x)
@@ -212,7 +230,8 @@ class TwoTowerModel(keras.Model):
         # products poorly (Rendle et al., RecSys 2020), and the retrieval task
         # already trains it on clicks.
         scaled_score = score[:, None] / self.config.temperature
-        click_if_seen = tf.reshape(self.ctr_head(tf.concat([task_inputs[0], scaled_score], -1)), [-1])
+        click_if_seen = tf.reshape(self.ctr_head(tf.concat([tf.cast(task_inputs[0], "float32"), scaled_score], -1)),
+                                   [-1])
         seen = tf.reshape(self.position_bias(self._position(features)), [-1])
         # log P(click) and log P(no click) of P = sigmoid(seen) * sigmoid(click_if_seen).
         log_p = tf.math.log_sigmoid(click_if_seen) + tf.math.log_sigmoid(seen)
@@ -255,7 +274,7 @@ class TwoTowerModel(keras.Model):
         y = y or {}
         weights = self.config.loss_weights
         losses = {}
-        if weights["retrieval"] > 0:
+        if weights["retrieval"] > 0 and self.has_item_features:
             item_index = self.item_encoder.item_index(x) if self.item_encoder.id_embedding is not None else None
             prob = tf.gather(self.item_sampling_probability, item_index) if item_index is not None else None
             losses["retrieval"] = self.retrieval_loss(

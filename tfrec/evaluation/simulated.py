@@ -60,16 +60,32 @@ def _training_popularity(sim, train_df):
     return train_df[train_df.click == 1].item_id.value_counts().reindex(sim.items.item_id).fillna(0).to_numpy()
 
 
-def retrieval_ranks(model, sim: SimulatedData, train_df, test_df, max_queries: int,
-                    seed: int = 0) -> dict[str, np.ndarray]:
-    """Rank of each clicked test item (up to `max_queries` distinct session-item pairs) in the whole catalog."""
+def clicked_queries(test_df, max_queries: int, seed: int = 0) -> pd.DataFrame:
+    """The retrieval queries: distinct clicked (session, item) test rows, at most `max_queries` (seeded sample)."""
     clicked = test_df[test_df.click == 1].drop_duplicates(["session_id", "item_id"])
-    if len(clicked) > max_queries:
-        clicked = clicked.sample(max_queries, random_state=seed)
+    return clicked.sample(max_queries, random_state=seed) if len(clicked) > max_queries else clicked
+
+
+def session_queries(test_df, max_queries: int, seed: int = 0) -> pd.DataFrame:
+    """The business-value queries: one row per test session, at most `max_queries` (seeded sample)."""
+    sessions = test_df.drop_duplicates("session_id")
+    return sessions.sample(max_queries, random_state=seed) if len(sessions) > max_queries else sessions
+
+
+def retrieval_ranks(model, sim: SimulatedData, train_df, test_df, max_queries: int, seed: int = 0,
+                    query_embeddings=None, item_embeddings=None) -> dict[str, np.ndarray]:
+    """Rank of each clicked test item (up to `max_queries` distinct session-item pairs) in the whole catalog.
+
+    `query_embeddings` (of `clicked_queries(...)`'s rows) and `item_embeddings`
+    (of `sim.items`) skip encoding them again.
+    """
+    clicked = clicked_queries(test_df, max_queries, seed)
     catalog = sim.items
     row_of = pd.Series(np.arange(len(catalog)), index=catalog.item_id)
     target = row_of[clicked.item_id].to_numpy()
-    ranks = {"model": ranks_of_targets(encode_queries(model, clicked), encode_items(model, catalog), target)}
+    q = encode_queries(model, clicked) if query_embeddings is None else query_embeddings
+    items = encode_items(model, catalog) if item_embeddings is None else item_embeddings
+    ranks = {"model": ranks_of_targets(q, items, target)}
     popularity = _training_popularity(sim, train_df)
     ranks["popularity"] = (popularity[None, :] >= popularity[target][:, None]).sum(1)
     oracle_logits = sim.true_click_logits(clicked.session_id.to_numpy())
@@ -98,21 +114,22 @@ def value_scores(model, sim: SimulatedData, value_holdout=None) -> tuple[np.ndar
 
 
 def business_evaluation(model, sim: SimulatedData, train_df, test_df, ks, max_queries: int,
-                        seed: int = 0) -> dict:
+                        seed: int = 0, query_embeddings=None, item_embeddings=None) -> dict:
     """Expected clicks and revenue@K per 1,000 test queries: model, popularity, random, oracles.
 
     Each sampled test session is one query; its whole catalog is ranked and
     valued with the simulator's true P(click | seen) (the attractiveness at
-    position 1) and examination curve.
+    position 1) and examination curve. `query_embeddings` (of
+    `session_queries(...)`'s rows) and `item_embeddings` skip encoding them again.
     """
-    sessions = test_df.drop_duplicates("session_id")
-    if len(sessions) > max_queries:
-        sessions = sessions.sample(max_queries, random_state=seed)
+    sessions = session_queries(test_df, max_queries, seed)
     catalog = sim.items
     k_max = min(max(ks), len(catalog))
     ks = [k for k in ks if k <= k_max]
     attractiveness = _sigmoid(sim.true_click_logits(sessions.session_id.to_numpy()))
-    model_scores = encode_queries(model, sessions) @ encode_items(model, catalog).T
+    q = encode_queries(model, sessions) if query_embeddings is None else query_embeddings
+    items = encode_items(model, catalog) if item_embeddings is None else item_embeddings
+    model_scores = q @ items.T
     popularity = _training_popularity(sim, train_df)
     rankings = {
         "model": business.top_k(model_scores, k_max),
@@ -148,13 +165,18 @@ def evaluate_simulated(model, sim: SimulatedData, split, ks, max_queries: int = 
     train_df, test_df = split.train, split.test
     y_ctr = test_df.click.to_numpy()
     ctr = ctr_scores(model, train_df, test_df)
-    ranks = retrieval_ranks(model, sim, train_df, test_df, max_queries, seed)
+    # Encode every query and the catalog once for retrieval and business value.
+    clicked, sessions = clicked_queries(test_df, max_queries, seed), session_queries(test_df, max_queries, seed)
+    q = encode_queries(model, pd.concat([clicked, sessions]))
+    items = encode_items(model, sim.items)
+    ranks = retrieval_ranks(model, sim, train_df, test_df, max_queries, seed, q[:len(clicked)], items)
     y_value, value = value_scores(model, sim, value_holdout)
     metrics = {
         "ctr": ctr_metrics(y_ctr, ctr),
         "retrieval": {**ranking_metrics(ranks, ks), "queries": int(len(ranks["model"]))},
         "value": {**value_metrics(y_value, value), "users": int(len(y_value))},
-        "business": business_evaluation(model, sim, train_df, test_df, ks, max_queries, seed),
+        "business": business_evaluation(model, sim, train_df, test_df, ks, max_queries, seed,
+                                        q[len(clicked):], items),
     }
     cfg = sim.config
     info = {

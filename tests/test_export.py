@@ -178,3 +178,55 @@ def test_atomic_publish_and_pruning(trained, tmp_path):
         export_model(model, str(base), catalog=sim.items, version=3, verbose=False)
     with pytest.raises(ValueError, match="duplicate ids"):
         export_model(model, str(base), catalog=sim.items.iloc[[0, 0]], verbose=False)
+
+
+def test_partitioned_index_probing_every_cluster_equals_brute_force():
+    from tfrec.export.retrieval_index import make_index
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(500, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    query = tf.constant(emb[:6] + 0.1 * rng.normal(size=(6, 8)).astype(np.float32))
+    excluded = tf.constant([[3, -1], [-1, -1], [0, 7], [-1, -1], [-1, -1], [5, 5]], tf.int64)
+    holder = tf.Module()
+    brute = make_index("brute_force", emb).attach(holder)
+    want_v, want_i = brute.top_k(query, excluded, 10)
+    part = make_index("partitioned", emb, clusters=20, probe=20).attach(tf.Module())
+    got_v, got_i = part.top_k(query, excluded, 10)
+    np.testing.assert_allclose(got_v.numpy(), want_v.numpy(), atol=1e-6)
+    np.testing.assert_array_equal(got_i.numpy(), want_i.numpy())
+    assert 3 not in got_i.numpy()[0] and not {0, 7} & set(got_i.numpy()[2])
+    # Fewer candidates than asked for (one small cluster probed): -inf and -1 fill the rest.
+    tiny = make_index("partitioned", emb, clusters=100, probe=1).attach(tf.Module())
+    values, positions = tiny.top_k(query[:1], excluded[:1], 50)
+    filled = np.isfinite(values.numpy()[0])
+    assert not filled.all() and (positions.numpy()[0][~filled] == -1).all()
+    with pytest.raises(ValueError, match="retrieval_index must be one of"):
+        make_index("hnsw", emb)
+    with pytest.raises(ValueError, match="probe must be in"):
+        make_index("partitioned", emb, clusters=4, probe=5)
+
+
+def test_partitioned_retrieve_export_recall_and_ops(trained, tmp_path):
+    sim, df, model = trained
+    result = export_model(model, str(tmp_path), catalog=sim.items, examples=df.head(4), max_k=20, verbose=False,
+                          retrieval_index="partitioned", index_options={"clusters": 12, "probe": 4})
+    assert disallowed_ops(result.path) == []
+    manifest = json.load(open(os.path.join(result.path, "assets.extra", MANIFEST_FILE)))
+    assert manifest["retrieval_index"]["kind"] == "partitioned" and manifest["retrieval_index"]["probe"] == 4
+    loaded = tf.saved_model.load(result.path)
+    rows = df.drop_duplicates("query").head(200)
+    inputs = example_inputs(model, rows, k=10)["retrieve"]
+    got = call(loaded, "retrieve", inputs)
+    scores = encode_queries(model, rows) @ encode_items(model, sim.items).T
+    truth = sim.items.item_id.to_numpy()[np.argsort(-scores, axis=1)[:, :10]]
+    recall = np.mean([len(set(g.astype(str)) & set(t)) / 10 for g, t in zip(got["item_ids"], truth)])
+    assert recall > 0.8, recall  # a third of the catalog is scanned
+    # Returned scores are exact for the items returned, best first.
+    found = got["scores"][np.isfinite(got["scores"])]
+    assert (np.diff(got["scores"], axis=1)[np.isfinite(np.diff(got["scores"], axis=1))] <= 1e-6).all()
+    assert len(found)
+    excluded = dict(inputs)
+    excluded["exclude_item_ids"] = got["item_ids"][:, :1].astype(object)
+    again = call(loaded, "retrieve", excluded)
+    assert not (again["item_ids"][:, :1] == got["item_ids"][:, :1]).any()

@@ -51,6 +51,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfrec.data.pipeline import feature_spec
+from tfrec.export.retrieval_index import BruteForceIndex, make_index
 from tfrec.models.inference import encode_items, features_of
 
 SIGNATURES = ("serving_default", "score", "encode_query", "encode_item", "retrieve", "user_value")
@@ -126,12 +127,16 @@ def _numeric_versions(model_dir):
     return sorted(int(d) for d in os.listdir(model_dir) if re.fullmatch(r"\d+", d))
 
 
-def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder):
-    """The tf.functions and input signatures of every endpoint."""
+def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, index=None):
+    """The tf.functions and input signatures of every endpoint.
+
+    `index` (a `tfrec.export.retrieval_index` index over `catalog_embeddings`)
+    serves `retrieve`; default: brute force.
+    """
     schema = model.schema
     specs = serving_specs(schema)
     user_spec, item_spec = specs["user"], specs["item"]
-    holder.catalog_embeddings = tf.Variable(catalog_embeddings, trainable=False, name="catalog_embeddings")
+    index = (index or BruteForceIndex(catalog_embeddings)).attach(holder)
     holder.catalog_ids = tf.Variable(tf.constant(list(catalog_ids), tf.string), trainable=False, name="catalog_ids")
     holder.catalog_index = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(catalog_ids), tf.range(len(catalog_ids), dtype=tf.int64)),
@@ -161,23 +166,20 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder):
         k = tf.cast(tf.reshape(features.pop("k"), [-1]), tf.int32)
         exclude = features.pop("exclude_item_ids")
         query = model.encode_query(_fit_history(features, schema))
-        scores = tf.matmul(query, holder.catalog_embeddings, transpose_b=True)  # [B, N]
         # Exclusions are applied before top-k (so a row still gets k items)
         # and K varies per request: keras-rs BruteForceRetrieval fixes k at
         # construction and has no exclusions, hence the scan is written here.
         excluded_index = holder.catalog_index.lookup(exclude)  # [B, E], -1 if unknown
-        hit = tf.reduce_sum(tf.one_hot(excluded_index, num_items, dtype=tf.float32), axis=1) > 0
-        scores = tf.where(hit, tf.constant(-np.inf, scores.dtype), scores)
         width = tf.minimum(tf.minimum(tf.reduce_max(k), max_k), num_items)
         width = tf.maximum(width, 1)
-        top = tf.math.top_k(scores, k=width)
-        ids = tf.gather(holder.catalog_ids, top.indices)
+        values, positions = index.top_k(query, excluded_index, width)
+        ids = tf.gather(holder.catalog_ids, tf.maximum(positions, 0))  # -1: no item (masked below)
         keep = tf.range(width)[None, :] < k[:, None]
-        finite = tf.math.is_finite(top.values)
+        finite = tf.math.is_finite(values)
         keep = tf.logical_and(keep, finite)
         return {
             "item_ids": tf.where(keep, ids, ""),
-            "scores": tf.where(keep, top.values, tf.constant(-np.inf, top.values.dtype)),
+            "scores": tf.where(keep, values, tf.constant(-np.inf, values.dtype)),
         }
 
     both = {**user_spec, **item_spec}
@@ -263,6 +265,8 @@ def export_model(
     metrics: dict | None = None,
     training_config: dict | None = None,
     verbose: bool = True,
+    retrieval_index: str = "brute_force",
+    index_options: dict | None = None,
 ) -> ExportResult:
     """Writes a new version of `model` under `base_dir/model_name/` atomically.
 
@@ -278,6 +282,12 @@ def export_model(
             first rows for item signatures; user signatures need user columns,
             so without examples only item signatures get warm-up records).
         metrics, training_config: copied into the manifest.
+        retrieval_index: how `retrieve` searches the catalog: `"brute_force"`
+            (exact, the default) or `"partitioned"` (k-means inverted file,
+            scans about `probe / clusters` of the catalog; for catalogs of
+            ~1M items, see `benchmarks/retrieve_scaling.py`).
+        index_options: for `"partitioned"`: `clusters`, `probe`,
+            `iterations`, `seed` (`tfrec.export.retrieval_index.PartitionedIndex`).
     """
     schema = model.schema
     if not schema.item_id:
@@ -300,12 +310,13 @@ def export_model(
 
     catalog_ids = catalog[schema.item_id].astype(str).to_numpy()
     catalog_embeddings = encode_items(model, catalog).astype(np.float32)
+    index = make_index(retrieval_index, catalog_embeddings, **(index_options or {}))
     holder = _Tracked(model, name="tfrec_serving")
     archive = keras.export.ExportArchive()
     archive.track(holder)
     for resource in _lookup_tables(model):
         archive.track(resource)
-    endpoints = build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder)
+    endpoints = build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, index=index)
     archive.track(holder.catalog_index)
     for name, (fn, spec) in endpoints.items():
         archive.add_endpoint(name, tf.function(fn), input_signature=[spec])
@@ -326,6 +337,7 @@ def export_model(
             "signatures": list(SIGNATURES),
             "max_k": max_k,
             "catalog_size": int(len(catalog_ids)),
+            "retrieval_index": index.describe(),
             "schema": schema.to_dict(),
             "model_config": model.config.to_dict(),
             "training_config": training_config,

@@ -306,7 +306,7 @@ model = build_model(schema, ModelConfig(use_text=False, value_loss="ziln", value
                     train_rows)
 model.compile(optimizer=keras.optimizers.Adam(3e-3))
 history = model.fit(dataset_from_dataframe(train_rows, schema, batch_size=128, seed=0),
-                    epochs=10 if SMALL else 30, verbose=0)
+                    epochs=20 if SMALL else 30, verbose=0)
 model_value = predict_user_value(model, test_c)["user_value"]
 print(f"final training loss {history.history['loss'][-1]:.3f}")'''),
         new_markdown_cell("""\
@@ -359,7 +359,10 @@ NOTEBOOKS = {
 
 def main():
     for name, cells in NOTEBOOKS.items():
-        nb = new_notebook(cells=cells(), metadata={
+        cells = cells()
+        for i, cell in enumerate(cells):
+            cell["id"] = f"cell-{i:02d}"  # stable ids: regenerating changes only edited cells
+        nb = new_notebook(cells=cells, metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
             "language_info": {"name": "python"},
         })

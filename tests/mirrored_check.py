@@ -14,7 +14,7 @@ import keras  # noqa: E402
 if os.environ.get("TFREC_DEBUG"):
     keras.config.disable_traceback_filtering()
 from tfrec.jobs.config import JobConfig  # noqa: E402
-from tfrec.jobs.simulated import train  # noqa: E402
+from tfrec.training import train_model  # noqa: E402
 from tfrec.data.simulator import simulate  # noqa: E402
 from tfrec.data.split import time_split  # noqa: E402
 from tfrec.data.validation import validate  # noqa: E402
@@ -32,6 +32,9 @@ config = JobConfig.from_dict({
 sim = simulate(config.simulator)
 rows = validate(sim.impressions, sim.schema()).valid
 split = time_split(rows, sim.schema())
-model, history = train(config, sim.schema(), split.train, split.valid)
-print(json.dumps({"replicas": model.distribute_strategy.num_replicas_in_sync,
+from tfrec.training import choose_strategy  # noqa: E402
+
+strategy = choose_strategy(strategy)
+model, history = train_model(config, sim.schema(), split.train, split.valid, strategy=strategy)
+print(json.dumps({"replicas": strategy.num_replicas_in_sync,
                   "history": {k: [float(x) for x in v] for k, v in history.history.items()}}))

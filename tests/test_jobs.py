@@ -75,7 +75,11 @@ def test_simulated_job_end_to_end(tmp_path):
 def test_text_makes_never_seen_items_retrievable():
     from tfrec.jobs.cold_start import run
 
-    config = JobConfig.from_dict(SMALL)
-    result = run(config, held_out_fraction=0.2, k=50)
+    # 1,000 items: recall@50 by chance is 5%, so the id-only model (which
+    # sees new items only through category, brand and price) stays near it
+    # and the ratio is stable across seeds (400 items gave 1.9x to 4x).
+    small = json.loads(json.dumps(SMALL))
+    small["simulator"]["num_items"] = 1000
+    result = run(JobConfig.from_dict(small), held_out_fraction=0.2, k=50)
     assert result["queries"] > 50
     assert result["text"]["recall@50"] >= 3 * result["id_only"]["recall@50"], result

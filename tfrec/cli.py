@@ -85,11 +85,9 @@ def cmd_train(args) -> int:
         data.__post_init__()
     if args.no_resume:
         shutil.rmtree(config.training.backup_dir or os.path.join(config.output_dir, "backup"), ignore_errors=True)
-    if getattr(getattr(config, "data", None), "source", "simulator") == "files":
-        from tfrec.jobs.tables import run
-    else:
-        from tfrec.jobs.simulated import run
-    run(config)
+    from tfrec.jobs import run_job
+
+    run_job(config)
     return 0
 
 

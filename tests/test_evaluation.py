@@ -331,3 +331,12 @@ def test_file_runs_go_to_the_tables_job(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tfrec.jobs.tables", types.ModuleType("tfrec.jobs.tables"))
     assert main(["evaluate", "--run-dir", str(run_dir)]) == 2
     assert "data.source: files" in capsys.readouterr().err
+
+
+def test_summary_without_oracle_uses_the_other_scorers():
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random(200) < 0.5, 0.0, rng.lognormal(3, 1, 200))
+    metrics = {"value": value_metrics(y, {"model": y + rng.normal(0, 5, 200), "rfm": rng.random(200)})}
+    line = [row for row in format_summary(metrics, [10]).splitlines() if row.startswith("Value normalised Gini")][0]
+    assert line.split()[4] == "-" and line.endswith("rfm")  # no oracle on real data
+    assert float(line.split()[3]) == pytest.approx(metrics["value"]["model"]["normalized_gini"], abs=1e-4)

@@ -314,12 +314,13 @@ def _summary_rows(result: EvaluationResult) -> list:
     add("User value normalised Gini", "value", "normalized_gini", "segment_mean")
     add("User value decile MAPE (lower is better)", "value", "decile_mape", "segment_mean")
     b = mt.get("business")
-    if b:
+    if b and "model" in b:
         k0 = b["ks"][0]
-        rows.append([f"Expected clicks@{k0} per 1,000 queries", b["model"][f"clicks@{k0}"],
-                     b["popularity"][f"clicks@{k0}"], _label("popularity"), b["oracle_clicks"][f"clicks@{k0}"]])
-        rows.append([f"Expected revenue@{k0} per 1,000 queries", b["model"][f"revenue@{k0}"],
-                     b["popularity"][f"revenue@{k0}"], _label("popularity"), b["oracle_revenue"][f"revenue@{k0}"]])
+        base = "popularity" if "popularity" in b else "random"
+        for key, oracle in (("clicks", "oracle_clicks"), ("revenue", "oracle_revenue")):
+            rows.append([f"Expected {key}@{k0} per 1,000 queries", b["model"][f"{key}@{k0}"],
+                         b.get(base, {}).get(f"{key}@{k0}", "-"), _label(base) if base in b else "",
+                         b[oracle][f"{key}@{k0}"]])
     return rows
 
 

@@ -15,29 +15,48 @@ def _row(label, values, note="", fmt="{:>10.4f}"):
     return f"{label:<28}{cells}   {note}".rstrip()
 
 
+def _scorers(section: dict, baseline: str) -> tuple[list, str]:
+    """(model, oracle, baseline) names in `section` (None where absent) and the baseline's name."""
+    names = [k for k, v in section.items() if isinstance(v, dict)]
+    if baseline not in names:
+        others = [n for n in names if n not in ("model", "oracle")]
+        baseline = others[0] if others else None
+    return [n if n in names else None for n in ("model", "oracle")] + [baseline], (baseline or "")
+
+
+def _values(section, names, key):
+    return [section[n].get(key) if n else None for n in names]
+
+
 def format_summary(metrics: dict, ks) -> str:
-    """Model vs oracle vs baseline for every section present in `metrics` (about 25 lines)."""
+    """Model vs oracle vs baseline for every section present in `metrics` (about 25 lines).
+
+    A section without an oracle (real data) shows `-` there; the baseline is
+    the usual one (`popularity`, `segment_mean`) or else the first other scorer.
+    """
     ks = list(ks)
     k_mid = ks[len(ks) // 2]
     lines = ["", f"{'metric':<28}{'model':>10}{'oracle':>10}{'baseline':>10}   baseline"]
     ctr = metrics.get("ctr")
     if ctr:
-        lines.append(_row("CTR AUC", [ctr[n]["auc"] for n in ("model", "oracle", "popularity")],
-                          "item CTR x position"))
-        lines.append(_row("CTR log loss", [ctr[n]["log_loss"] for n in ("model", "oracle", "popularity")]))
-        lines.append(_row("CTR ECE", [ctr[n]["ece"] for n in ("model", "oracle", "popularity")]))
+        names, base = _scorers(ctr, "popularity")
+        note = "item CTR x position" if base == "popularity" else base
+        lines.append(_row("CTR AUC", _values(ctr, names, "auc"), note))
+        lines.append(_row("CTR log loss", _values(ctr, names, "log_loss")))
+        lines.append(_row("CTR ECE", _values(ctr, names, "ece")))
     ret = metrics.get("retrieval")
     if ret:
+        names, base = _scorers(ret, "popularity")
         for k in ks:
-            lines.append(_row(f"Recall@{k}", [ret[n][f"recall@{k}"] for n in ("model", "oracle", "popularity")],
-                              "popularity"))
-        lines.append(_row(f"NDCG@{k_mid}", [ret[n][f"ndcg@{k_mid}"] for n in ("model", "oracle", "popularity")]))
-        lines.append(_row("MRR", [ret[n]["mrr"] for n in ("model", "oracle", "popularity")]))
+            lines.append(_row(f"Recall@{k}", _values(ret, names, f"recall@{k}"), base))
+        lines.append(_row(f"NDCG@{k_mid}", _values(ret, names, f"ndcg@{k_mid}")))
+        lines.append(_row("MRR", _values(ret, names, "mrr")))
     val = metrics.get("value")
     if val:
+        names, base = _scorers(val, "segment_mean")
         for key, label in (("normalized_gini", "Value normalised Gini"), ("spearman", "Value Spearman"),
                            ("spend_auc", "Value AUC(spends at all)"), ("decile_mape", "Value decile MAPE")):
-            lines.append(_row(label, [val[n][key] for n in ("model", "oracle", "segment_mean")], "segment mean"))
+            lines.append(_row(label, _values(val, names, key), base.replace("_", " ")))
     bus = metrics.get("business")
     if bus:
         k = 10 if 10 in bus["ks"] else bus["ks"][0]

@@ -225,3 +225,68 @@ def test_load_test_reports_latency_and_stays_on_loopback(served, tmp_path, capsy
         run_load_test("10.0.0.1:8500", "score", {}, seconds=1)
     with pytest.raises(ValueError, match="clients"):
         run_load_test("127.0.0.1:1", "score", {}, clients=1000, seconds=1)
+
+
+def test_batcher_runs_a_lone_request_at_once_and_batches_under_load():
+    from tfrec.serving.server import _Arrivals, _Batcher
+
+    calls = []
+
+    def fn(x):
+        calls.append((len(x), threading.current_thread().name))
+        time.sleep(0.2)
+        return {"y": tf.constant(x) * 2}
+
+    arrivals = _Arrivals()
+    batcher = _Batcher(fn, max_batch_size=64, timeout_s=5.0, arrivals=arrivals)
+    try:
+        t = time.monotonic()
+        out = batcher.submit({"x": np.array([1.0, 2.0], np.float32)}, 2)
+        # Alone: no 5 s batching wait and no hand-off to the batching thread.
+        assert time.monotonic() - t < 4.0
+        assert calls == [(2, threading.current_thread().name)]
+        np.testing.assert_array_equal(out["y"], [2.0, 4.0])
+        # While a batch runs, new requests queue; the batching thread waits for
+        # those still arriving (being parsed) and runs them as one batch.
+        results = {}
+        first = threading.Thread(target=lambda: results.setdefault(0, batcher.submit(
+            {"x": np.array([0.0], np.float32)}, 1)))
+        first.start()
+        time.sleep(0.05)
+        for _ in range(6):
+            arrivals.enter()
+
+        def send(i):
+            time.sleep(0.01 * i)
+            arrivals.leave()
+            results[i] = batcher.submit({"x": np.array([float(i)], np.float32)}, 1)
+
+        others = [threading.Thread(target=send, args=(i,)) for i in range(1, 7)]
+        for th in others:
+            th.start()
+        for th in [first] + others:
+            th.join()
+        assert sorted(n for n, _ in calls[1:]) == [1, 6]  # the lone one, then all six together
+        assert {i: float(results[i]["y"][0]) for i in range(7)} == {i: 2.0 * i for i in range(7)}
+    finally:
+        batcher.close()
+
+
+def test_fast_tensor_proto_conversion_matches_tensorflow():
+    from tfrec.serving.client import from_tensor_proto, to_tensor_proto
+
+    arrays = [np.array([["red shoes", ""], ["café", "x"]], dtype=object), np.array([b"a", b"bc"]),
+              np.arange(6, dtype=np.float32).reshape(2, 3), np.array([3, 4], np.int32),
+              np.array([[1, 2]], np.int64), np.zeros((0, 2), np.float32), np.array([1.5], np.float16)]
+    for value in arrays:
+        ours = to_tensor_proto(value)
+        theirs = tf.make_tensor_proto(np.vectorize(lambda v: v.encode() if isinstance(v, str) else v,
+                                                   otypes=[object])(value) if value.dtype == object else value)
+        assert ours.dtype == theirs.dtype and ours.tensor_shape == theirs.tensor_shape
+        np.testing.assert_array_equal(from_tensor_proto(ours), tf.make_ndarray(theirs))
+        np.testing.assert_array_equal(from_tensor_proto(theirs), tf.make_ndarray(theirs))
+    # Values sent as float_val (other clients) still parse.
+    proto = tf.make_tensor_proto([1.0, 2.0], dtype=tf.float32)
+    proto.ClearField("tensor_content")
+    proto.float_val.extend([1.0, 2.0])
+    np.testing.assert_array_equal(from_tensor_proto(proto), [1.0, 2.0])

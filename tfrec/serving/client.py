@@ -120,7 +120,7 @@ class ServingClient:
         for name, value in inputs.items():
             request.inputs[name].CopyFrom(_tensor_proto(value))
         response = self._call(self.prediction.Predict, request)
-        outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+        outputs = {name: from_tensor_proto(proto) for name, proto in response.outputs.items()}
         return (outputs, response.model_spec.version.value) if return_version else outputs
 
     def signatures(self) -> dict:
@@ -225,9 +225,55 @@ class ServingClient:
 def _tensor_proto(value):
     array = np.asarray(value)
     if array.dtype.kind in ("U", "O", "S"):
-        array = np.vectorize(lambda v: v if isinstance(v, bytes) else str(v).encode("utf-8"),
-                             otypes=[object])(array) if array.size else array.astype(object)
-        return tf.make_tensor_proto(array, dtype=tf.string)
+        return to_tensor_proto(array, tf.string)
     if array.dtype == np.float64:
         array = array.astype(np.float32)
-    return tf.make_tensor_proto(array)
+    return to_tensor_proto(array)
+
+
+_NUMPY_OF = {tf.float32: np.float32, tf.float64: np.float64, tf.int32: np.int32, tf.int64: np.int64,
+             tf.bool: np.bool_}
+_DTYPE_OF = {np.dtype(v): k for k, v in _NUMPY_OF.items()}
+
+
+def to_tensor_proto(array, dtype=None):
+    """A `TensorProto` of a numpy array, as `tf.make_tensor_proto` builds it, faster.
+
+    Strings (str, bytes or object arrays) go to `string_val` as UTF-8 bytes,
+    float/int/bool arrays to `tensor_content`; other dtypes fall back to
+    `tf.make_tensor_proto`. Example: `to_tensor_proto(np.array(["red shoes"]))`.
+    """
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
+
+    array = np.asarray(array)
+    if dtype is None:
+        dtype = tf.string if array.dtype.kind in ("U", "O", "S") else _DTYPE_OF.get(array.dtype)
+    if dtype is None or (dtype != tf.string and array.dtype != _NUMPY_OF.get(dtype)):
+        return tf.make_tensor_proto(array, dtype=dtype)
+    proto = tensor_pb2.TensorProto(
+        dtype=dtype.as_datatype_enum,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(n)) for n in array.shape]))
+    if dtype == tf.string:
+        proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode("utf-8") for v in array.reshape(-1))
+    else:
+        proto.tensor_content = np.ascontiguousarray(array).tobytes()
+    return proto
+
+
+def from_tensor_proto(proto):
+    """The numpy array of a `TensorProto` (`tf.make_ndarray`, with fast paths).
+
+    Example: `from_tensor_proto(to_tensor_proto(np.ones(3, np.float32)))`.
+    """
+    shape = [d.size for d in proto.tensor_shape.dim]
+    if proto.dtype == tf.string.as_datatype_enum and len(proto.string_val) == int(np.prod(shape)):
+        out = np.empty(len(proto.string_val), dtype=object)
+        out[:] = list(proto.string_val)
+        return out.reshape(shape)
+    dtype = tf.dtypes.as_dtype(proto.dtype) if proto.dtype else None
+    if dtype in _NUMPY_OF and proto.tensor_content:
+        out = np.frombuffer(proto.tensor_content, dtype=_NUMPY_OF[dtype])
+        if out.size == int(np.prod(shape)):
+            return out.reshape(shape).copy()
+    return tf.make_ndarray(proto)

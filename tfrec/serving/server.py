@@ -13,7 +13,8 @@ TF Serving's status codes. Production uses TF Serving with the files in
   the version they started on) and unloads versions beyond `keep_versions`.
 * Concurrent requests for the same version and signature are batched (as
   `--enable_batching`): up to `max_batch_size` rows, waiting at most
-  `batch_timeout_ms` for more.
+  `batch_timeout_ms` for more, and only while other requests are arriving: a
+  lone request runs at once, on its own thread (no batching delay at 1 client).
 * Bad requests (unknown model/version/signature, missing or extra input,
   wrong dtype or rank, too many rows or bytes, empty strings where text or ids
   are required, non-UTF-8 bytes) get INVALID_ARGUMENT (NOT_FOUND for unknown
@@ -46,6 +47,8 @@ import time
 import grpc
 import numpy as np
 import tensorflow as tf
+
+from tfrec.serving.client import from_tensor_proto, to_tensor_proto
 
 log = logging.getLogger("tfrec.serving")
 
@@ -141,31 +144,62 @@ class _Metrics:
             return "\n".join(lines) + "\n"
 
 
-class _Batcher:
-    """Merges concurrent requests of one signature into batches."""
+class _Arrivals:
+    """How many requests are being parsed (not yet handed to a batcher)."""
 
-    def __init__(self, fn, max_batch_size, timeout_s):
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.count = 0
+
+    def enter(self):
+        with self.lock:
+            self.count += 1
+
+    def leave(self):
+        with self.lock:
+            self.count -= 1
+
+
+class _Batcher:
+    """Merges concurrent requests of one signature into batches.
+
+    A request that finds the batcher idle (nothing queued or running) and no
+    other request arriving runs at once on its caller's thread; otherwise it
+    is queued and the batching thread waits up to `timeout_s` for more rows,
+    but only while other requests are still arriving.
+    """
+
+    def __init__(self, fn, max_batch_size, timeout_s, arrivals=None):
         self.fn = fn
         self.max_batch_size = max_batch_size
         self.timeout_s = timeout_s
+        self.arrivals = arrivals or _Arrivals()
         self.lock = threading.Lock()
         self.pending: list[tuple[dict, int, concurrent.futures.Future]] = []
         self.cond = threading.Condition(self.lock)
         self.closed = False
+        self.busy = 0  # batches running (queued batches and inline requests)
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
     def submit(self, inputs: dict, rows: int) -> dict:
         future: concurrent.futures.Future = concurrent.futures.Future()
         with self.cond:
-            queued = not self.closed
-            if queued:
+            inline = self.closed or (not self.pending and not self.busy and self.arrivals.count == 0)
+            if inline:
+                self.busy += 1
+            else:
                 self.pending.append((inputs, rows, future))
                 self.cond.notify()
-        if not queued:
-            # The version was unloaded after this request picked it: finish it
-            # here, unbatched, rather than fail it.
-            self._run([(inputs, rows, future)])
+        if inline:
+            # Alone (or the version was unloaded after this request picked it):
+            # run here, unbatched, without a thread hand-off or a wait.
+            try:
+                self._run([(inputs, rows, future)])
+            finally:
+                with self.cond:
+                    self.busy -= 1
+                    self.cond.notify()
         return future.result()
 
     def close(self):
@@ -180,7 +214,8 @@ class _Batcher:
             if self.closed and not self.pending:
                 return None
             deadline = time.monotonic() + self.timeout_s
-            while sum(r for _, r, _ in self.pending) < self.max_batch_size and not self.closed:
+            while (sum(r for _, r, _ in self.pending) < self.max_batch_size and not self.closed
+                   and self.arrivals.count > 0):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -190,6 +225,7 @@ class _Batcher:
                 item = self.pending.pop(0)
                 batch.append(item)
                 rows += item[1]
+            self.busy += 1
             return batch
 
     def _loop(self):
@@ -197,7 +233,11 @@ class _Batcher:
             batch = self._take()
             if batch is None:
                 return
-            self._run(batch)
+            try:
+                self._run(batch)
+            finally:
+                with self.cond:
+                    self.busy -= 1
 
     def _run(self, batch):
         try:
@@ -273,6 +313,7 @@ class LocalModelServer:
         self._http = None
         self._poller = None
         self.metrics = _Metrics()
+        self._arrivals = _Arrivals()
 
     # ------------------------------------------------------------ versions
     def _model_dir(self):
@@ -359,7 +400,7 @@ class LocalModelServer:
                 raise _invalid(f"input '{name}': expects dtype {_DTYPES.get(spec.dtype, spec.dtype.name)}, "
                                f"got {tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else 'none'}")
             try:
-                value = tf.make_ndarray(proto)
+                value = from_tensor_proto(proto)
             except Exception as e:  # noqa: BLE001
                 raise _invalid(f"input '{name}': malformed tensor ({e})") from e
             if value.ndim != len(spec.shape):
@@ -392,22 +433,28 @@ class LocalModelServer:
     def predict(self, request):
         from tensorflow_serving.apis import predict_pb2
 
-        servable = self.resolve(request.model_spec)
-        signature = request.model_spec.signature_name or "serving_default"
-        inputs, rows = self._parse_inputs(servable, signature, request)
-        batcher = servable.batchers.get(signature)
-        if batcher is None:
-            with self._lock:
-                batcher = servable.batchers.setdefault(
-                    signature, _Batcher(servable.loaded.signatures[signature], self.max_batch_size,
-                                        self.batch_timeout_s))
+        self._arrivals.enter()  # batchers wait for more rows only while requests are arriving
+        try:
+            servable = self.resolve(request.model_spec)
+            signature = request.model_spec.signature_name or "serving_default"
+            inputs, rows = self._parse_inputs(servable, signature, request)
+            batcher = servable.batchers.get(signature)
+            if batcher is None:
+                with self._lock:
+                    batcher = servable.batchers.get(signature)
+                    if batcher is None:
+                        batcher = servable.batchers[signature] = _Batcher(
+                            servable.loaded.signatures[signature], self.max_batch_size, self.batch_timeout_s,
+                            self._arrivals)
+        finally:
+            self._arrivals.leave()
         outputs = batcher.submit(inputs, rows)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.model_name
         response.model_spec.version.value = servable.version
         response.model_spec.signature_name = signature
         for name, value in outputs.items():
-            response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+            response.outputs[name].CopyFrom(to_tensor_proto(value))
         return response
 
     def metadata(self, request):
@@ -460,9 +507,10 @@ class LocalModelServer:
                 seconds = time.time() - t
                 signature = signature_of(request)
                 self.metrics.observe(method, signature, code, seconds)
-                log.info(json.dumps({"method": method, "model": request.model_spec.name, "signature": signature,
-                                     "code": code.name, "ms": round(seconds * 1000, 3),
-                                     **({"error": message} if message else {})}))
+                if log.isEnabledFor(logging.INFO):
+                    log.info(json.dumps({"method": method, "model": request.model_spec.name, "signature": signature,
+                                         "code": code.name, "ms": round(seconds * 1000, 3),
+                                         **({"error": message} if message else {})}))
             context.abort(code, message)
 
         return handle

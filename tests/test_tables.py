@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from tfrec.data import shapes as S
 from tfrec.data.readers import DataFileError, read_tables
@@ -101,6 +102,19 @@ def _config(tmp_path, shape, paths, schema, **data):
         "data": {"source": "files", "paths": paths, "schema": schema, "shape": shape, **data},
         "output_dir": str(tmp_path / "run"),
     })
+
+
+def _example_config(tmp_path, name, paths, **data):
+    """A config of training/configs/ on `paths`, with a tiny model and short training."""
+    with open(os.path.join("training", "configs", f"{name}.yaml")) as f:
+        raw = yaml.safe_load(f)
+    raw["data"].update({"paths": paths, **data})
+    text = {**raw["model"].get("text", {}), **TINY_MODEL["text"]}
+    raw["model"].update({**TINY_MODEL, "text": text})
+    raw["training"].update(TINY_TRAINING)
+    raw["evaluation"] = {"ks": [5, 20], "max_queries": 300}
+    raw["output_dir"] = str(tmp_path / "run")
+    return JobConfig.from_dict(raw)
 
 
 SEARCH_SCHEMA = {"query_text": "search_query", "item_id": "sku", "item_text": "title",
@@ -248,7 +262,7 @@ def test_search_job_end_to_end(tmp_path):
 
     df = search_table(sessions=600)
     df.to_csv(tmp_path / "search.csv", index=False)
-    config = _config(tmp_path, "search", [str(tmp_path / "search.csv")], SEARCH_SCHEMA)
+    config = _example_config(tmp_path, "search_logs", [str(tmp_path / "search.csv")])
     config.training.epochs, config.training.learning_rate = 4, 0.005
     result = run(config)
     m = result["metrics"]["search"]
@@ -269,9 +283,8 @@ def test_graded_search_job_end_to_end(tmp_path):
 
     df = search_table(sessions=400, graded=True)
     df.to_parquet(tmp_path / "judged.parquet")
-    schema = {k: v for k, v in SEARCH_SCHEMA.items() if k not in ("click_label", "position")}
-    schema.update({"relevance_label": "grade", "relevance_range": [1, 3]})
-    config = _config(tmp_path, "search", [str(tmp_path / "judged.parquet")], schema)
+    config = _example_config(tmp_path, "search_logs", [str(tmp_path / "judged.parquet")],
+                             schema="training/configs/schemas/search_judgements.yaml")
     config.training.epochs, config.training.learning_rate = 4, 0.005
     m = run(config)["metrics"]["search"]
     assert m["relevance"]["model"]["rmse"] < m["relevance"]["global_mean"]["rmse"]
@@ -284,11 +297,8 @@ def test_interactions_job_end_to_end(tmp_path):
 
     df = interactions_table(users=150, events=16)
     df.to_parquet(tmp_path / "events.parquet")
-    schema = {"user_id": "user", "user_categorical": ["country"], "item_id": "sku", "item_text": "title",
-              "item_categorical": ["category"], "item_price": "price", "event_time": "ts", "history_length": 8}
-    config = _config(tmp_path, "interactions", [str(tmp_path / "events.parquet")], schema,
-                     negatives_per_positive=1)
-    config.model.text.item_text = "bag_of_words"
+    config = _example_config(tmp_path, "interactions", [str(tmp_path / "events.parquet")])
+    assert config.model.text.item_text == "bag_of_words"
     result = run(config)
     m = result["metrics"]["interactions"]
     r = m["retrieval"]
@@ -304,12 +314,8 @@ def test_transactions_job_end_to_end_and_evaluate_run(tmp_path):
 
     df = transactions_table(customers=400)
     df.to_csv(tmp_path / "tx.csv", index=False)
-    schema = {"user_id": "customer", "event_time": "when", "value_label": "amount",
-              "user_categorical": ["region"]}
-    config = _config(tmp_path, "transactions", [str(tmp_path / "tx.csv")], schema,
-                     cutoff="2023-09-30", horizon_end="2023-12-31")
-    config.model.use_text = False
-    config.model.loss_weights = {"retrieval": 0.0, "ctr": 0.0, "value": 1.0}
+    config = _example_config(tmp_path, "transactions", [str(tmp_path / "tx.csv")])
+    assert config.data.cutoff == "2023-09-30" and config.model.use_text is False
     config.training.epochs = 8
     result = run(config)
     v = result["metrics"]["value"]

@@ -247,10 +247,13 @@ def prepare_interactions(frame: pd.DataFrame, schema: FeatureSchema, *, valid_fr
             "history_column": history_column}
     if schema.click_label is None:
         popularity = split.train[schema.item_id].value_counts()
+        # Positives and their negatives interleaved in a seeded random order,
+        # so that a shuffle buffer smaller than the table still mixes them.
         parts = [pd.concat([p.assign(**{CLICK_COLUMN: 1.0}),
                             sample_negatives(p, schema, catalog, popularity, negatives_per_positive, seed + i)],
                            ignore_index=True)
                  for i, p in enumerate(parts)]
+        parts = [p.sample(frac=1.0, random_state=seed + i).reset_index(drop=True) for i, p in enumerate(parts)]
         schema = dataclasses.replace(schema, click_label=CLICK_COLUMN)
         info["negatives_per_positive"] = int(negatives_per_positive)
     return PreparedData("interactions", schema, *parts, catalog=catalog, info=info)
@@ -309,7 +312,8 @@ def net_spend(tx: pd.DataFrame, schema: FeatureSchema, amount: str, start, end) 
 
 
 def prepare_transactions(frame: pd.DataFrame, schema: FeatureSchema, *, amount: str, cutoff,
-                         horizon_end=None, valid_fraction: float = 0.1, seed: int = 0) -> PreparedData:
+                         horizon_end=None, valid_fraction: float = 0.1, seed: int = 0,
+                         training_windows: int = 1, item_history: bool = False) -> PreparedData:
     """Transactions to customers x (features at a cutoff, spend in the horizon after it).
 
     Test: features from the calibration period `[first transaction, cutoff]`,
@@ -317,7 +321,10 @@ def prepare_transactions(frame: pd.DataFrame, schema: FeatureSchema, *, amount: 
     the same with everything shifted H days earlier (features up to
     `cutoff - H`, label the spend in `(cutoff - H, cutoff]`), so training sees
     nothing after the cutoff; valid is a stable `valid_fraction` of those
-    customers. Customers need a purchase in the feature window to get a row.
+    customers. With `training_windows` n > 1, n such windows end at the
+    cutoff, `H/2` before it, ... (rows of each window's customers; all labels
+    still before the cutoff). Customers need a purchase in the feature window
+    to get a row.
 
     Args:
         frame: validated transactions; `amount` holds the signed amount
@@ -327,6 +334,9 @@ def prepare_transactions(frame: pd.DataFrame, schema: FeatureSchema, *, amount: 
         cutoff: last day (or instant) of the calibration period.
         horizon_end: last day (or instant) of the horizon; default: the last
             transaction.
+        training_windows: label windows the model learns from (see above).
+        item_history: with items, give the model each customer's latest
+            distinct items (an id history) besides the count of items.
     """
     require_roles(schema, "transactions", [Role.USER_ID, Role.EVENT_TIME])
     if cutoff is None:
@@ -346,23 +356,33 @@ def prepare_transactions(frame: pd.DataFrame, schema: FeatureSchema, *, amount: 
             f"transactions: training needs purchases before {train_stop} (cutoff minus the "
             f"{horizon / pd.Timedelta(days=1):.0f}-day horizon), so that a window of the horizon's length "
             f"ends at the cutoff; the data starts {start}. Move data.cutoff later or data.horizon_end earlier")
-    test = customer_features(frame, schema, amount, calib_stop, start)
-    train = customer_features(frame, schema, amount, train_stop, start)
     user = schema.user_id
+    test = customer_features(frame, schema, amount, calib_stop, start)
     test[VALUE_COLUMN] = test[user].map(net_spend(frame, schema, amount, calib_stop, horizon_stop)).fillna(0.0)
-    train[VALUE_COLUMN] = train[user].map(net_spend(frame, schema, amount, train_stop, calib_stop)).fillna(0.0)
+    windows = []
+    for i in range(max(int(training_windows), 1)):
+        label_stop = calib_stop - i * horizon / 2
+        feature_stop = label_stop - horizon
+        if i and not (times < feature_stop).any():
+            break
+        rows = customer_features(frame, schema, amount, feature_stop, start)
+        rows[VALUE_COLUMN] = rows[user].map(net_spend(frame, schema, amount, feature_stop, label_stop)).fillna(0.0)
+        windows.append(rows.assign(window_end=label_stop))
+    train = pd.concat(windows, ignore_index=True)
     held = _unit_hash(train[user], seed) < valid_fraction
     numeric = ["frequency", "recency_days", "tenure_days", "monetary", "mean_day_spend"] + \
         (["n_items"] if schema.item_id else []) + list(schema.user_numeric)
     model_schema = FeatureSchema(
         user_categorical=list(schema.user_categorical), user_numeric=numeric,
-        user_history=HISTORY_COLUMN if schema.item_id else None, history_length=schema.history_length,
+        user_history=HISTORY_COLUMN if schema.item_id and item_history else None,
+        history_length=schema.history_length,
         value_label=VALUE_COLUMN)
     info = {
         "split_by": "time",
         "calibration": [str(start), str(calib_stop)],
         "horizon": [str(calib_stop), str(horizon_stop)],
-        "training_window": [str(start), str(train_stop), str(calib_stop)],
+        "training_windows": [[str(start), str(pd.Timestamp(w) - horizon), str(pd.Timestamp(w))]
+                             for w in pd.unique(train["window_end"])],
         "horizon_days": horizon / pd.Timedelta(days=1),
         "transactions_after_horizon": int((times >= horizon_stop).sum()),
         "user_id": user,

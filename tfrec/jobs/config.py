@@ -220,6 +220,14 @@ class DataConfig:
             items; the schema's `history_length` caps the count).
         value_valid_fraction: transactions: share of training customers
             held out for validation (default 0.1).
+        value_training_windows: transactions: label windows of the
+            horizon's length the model learns from, ending at the cutoff, half
+            a horizon before it, and so on (default 1; more windows, more
+            training rows, all labels still before the cutoff).
+        value_item_history: transactions with items: give the model each
+            customer's latest items as an id history (default false: only
+            the count of distinct items; per-item embeddings learnt from one
+            row per customer overfit small data).
         min_query_rows: search: queries with fewer rows are still kept; the
             per-query NDCG counts only queries with at least this many rows
             and at least one positive (default 2).
@@ -240,6 +248,8 @@ class DataConfig:
     negatives_per_positive: int = 1
     history_window_days: float | None = None
     value_valid_fraction: float = 0.1
+    value_training_windows: int = 1
+    value_item_history: bool = False
     min_query_rows: int = 2
     seed: int = 0
 
@@ -261,6 +271,8 @@ class DataConfig:
             raise ValueError(f"data.negatives_per_positive must be >= 0, got {self.negatives_per_positive}")
         if not 0 <= self.value_valid_fraction < 1:
             raise ValueError(f"data.value_valid_fraction must be in [0, 1), got {self.value_valid_fraction}")
+        if int(self.value_training_windows) < 1:
+            raise ValueError(f"data.value_training_windows must be >= 1, got {self.value_training_windows}")
         for name in ("cutoff", "horizon_end"):
             value = getattr(self, name)
             if value is not None:

@@ -130,7 +130,9 @@ def load_data(config: JobConfig) -> tuple[S.PreparedData, Tables]:
     else:
         kwargs["valid_fraction"] = data.value_valid_fraction
         prepared = S.prepare_transactions(tables.frame, schema, amount=amount, cutoff=data.cutoff,
-                                          horizon_end=data.horizon_end, **kwargs)
+                                          horizon_end=data.horizon_end,
+                                          training_windows=data.value_training_windows,
+                                          item_history=data.value_item_history, **kwargs)
     for name in ("train", "valid", "test"):
         if not len(getattr(prepared, name)):
             raise S.ShapeError(f"the {name} split is empty ({prepared.sizes()}, {prepared.info}); "
@@ -141,7 +143,8 @@ def load_data(config: JobConfig) -> tuple[S.PreparedData, Tables]:
 def resolved_config(config: JobConfig) -> JobConfig:
     """A copy with the schema inline and the data paths absolute, so the run directory is self-contained."""
     config = copy.deepcopy(config)
-    config.data.schema = resolve_schema(config.data.schema).to_dict()
+    schema = resolve_schema(config.data.schema)
+    config.data.schema = {**schema.to_dict(), "history_length": schema.history_length}
     config.data.paths = [p if os.path.isabs(p) else os.path.abspath(p) for p in config.data.paths]
     return config
 

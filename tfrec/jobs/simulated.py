@@ -20,11 +20,10 @@ import json
 import os
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tfrec.data.pipeline import RowAccounting, dataset_from_dataframe
+from tfrec.data.pipeline import RowAccounting
 from tfrec.data.simulator import SimulatedData, simulate
 from tfrec.data.split import time_split
 from tfrec.data.validation import validate
@@ -34,7 +33,6 @@ from tfrec.evaluation.result import EvaluationResult
 from tfrec.evaluation.simulated import ctr_scores, evaluate_simulated, retrieval_ranks, value_scores
 from tfrec.evaluation.summary import print_summary as _print_summary
 from tfrec.jobs.config import JobConfig
-from tfrec.models.builder import build_model
 from tfrec.models.inference import predict_dataframe
 
 

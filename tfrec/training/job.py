@@ -14,7 +14,6 @@ history.history["val_loss"]
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 

@@ -47,6 +47,7 @@ from bench_common import machine_info  # noqa: E402
 
 SEQUENCE_LENGTH = 32
 TF_VARIANTS = ("fixed", "dynamic", "dynamic_bf16", "dynamic_xla")
+QUICK_VARIANTS = ("fixed", "dynamic")
 REFERENCE = "fixed"
 ST = "sentence_transformers"
 
@@ -185,8 +186,11 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=target, args=(child, *args), daemon=True)
         self.proc.start()
+
+    def wait_ready(self):
         status, _ = self.conn.recv()
         assert status == "ready"
+        return self
 
     def encode(self, variant, texts, batch_size, sort=False, keep=False):
         self.conn.send((variant, texts, batch_size, sort, keep))
@@ -232,7 +236,7 @@ def run(repeats=5, quick=False, variants=TF_VARIANTS, with_st=True) -> dict:
     if skip_st:
         print(f"query_tower: sentence-transformers comparison skipped: {skip_st}", file=sys.stderr, flush=True)
         result["sentence_transformers_skipped"] = skip_st
-    n_query, n_title, n_single = (64, 32, 16) if quick else (2048, 512, 200)
+    n_query, n_title, n_single = (32, 16, 8) if quick else (2048, 512, 200)
     texts = {"queries": ecommerce_queries(n_query), "titles": product_titles(n_title)}
     workloads = [  # (name, kind, batch size, sort, texts)
         ("queries_batch32", "queries", 32, True, texts["queries"]),
@@ -241,7 +245,7 @@ def run(repeats=5, quick=False, variants=TF_VARIANTS, with_st=True) -> dict:
         ("titles_batch1", "titles", 1, False, texts["titles"][:n_single]),
     ]
     if quick:
-        workloads = [workloads[0], workloads[1]]
+        workloads = workloads[:1]
     result["texts"] = {k: {"count": len(v), "words_mean": round(float(np.mean([len(t.split()) for t in v])), 2),
                            "examples": v[:3]} for k, v in texts.items()}
     variants = list(variants)
@@ -250,6 +254,8 @@ def run(repeats=5, quick=False, variants=TF_VARIANTS, with_st=True) -> dict:
     if not skip_st:
         workers[ST] = _Worker(_st_worker, preset)
         names.append((ST, ST))
+    for w in workers.values():  # started together, loaded in parallel
+        w.wait_ready()
     try:
         out = {}
         for wname, kind, batch, sort, wtexts in workloads:
@@ -294,13 +300,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="a few texts, one repeat: a smoke test")
-    parser.add_argument("--variants", default=",".join(TF_VARIANTS))
+    parser.add_argument("--variants", default=None,
+                        help=f"tfrec variants (default: all; with --quick: {','.join(QUICK_VARIANTS)})")
     parser.add_argument("--no-st", action="store_true", help="skip the sentence-transformers comparison")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
+    variants = [v for v in (args.variants or ",".join(QUICK_VARIANTS if args.quick else TF_VARIANTS)).split(",") if v]
+    unknown = sorted(set(variants) - set(TF_VARIANTS))
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; variants are {list(TF_VARIANTS)}")
     result = {"machine": machine_info(),
-              **run(repeats=1 if args.quick else args.repeats, quick=args.quick,
-                    variants=[v for v in args.variants.split(",") if v], with_st=not args.no_st)}
+              **run(repeats=1 if args.quick else args.repeats, quick=args.quick, variants=variants,
+                    with_st=not args.no_st)}
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -34,13 +34,11 @@ from tfrec.evaluation.simulated import ctr_scores, evaluate_simulated, retrieval
 from tfrec.evaluation.summary import print_summary as _print_summary
 from tfrec.jobs.config import JobConfig
 from tfrec.models.inference import predict_dataframe
+from tfrec.training.job import HOLDOUT_BUCKETS  # the value-label mask's user split
 
 
 def _log(msg):
     print(f"[tfrec {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-HOLDOUT_BUCKETS = 1000
 
 
 def holdout_users(user_ids, fraction) -> np.ndarray:

@@ -33,7 +33,7 @@ from bench_common import machine_info, peak_rss_mb, percentiles_ms, rss_mb  # no
 K = 10
 
 
-def synthetic_catalog(n, d, topics=1000, noise=0.6, seed=0, clustered=True):
+def synthetic_catalog(n, d, topics=1000, noise=1.0, seed=0, clustered=True):
     """`[n, d]` unit-norm embeddings (clustered or uniform) and the generator."""
     import numpy as np
 
@@ -42,9 +42,9 @@ def synthetic_catalog(n, d, topics=1000, noise=0.6, seed=0, clustered=True):
         centers = rng.normal(size=(min(topics, n), d)).astype(np.float32)
         centers /= np.linalg.norm(centers, axis=1, keepdims=True)
         x = centers[rng.integers(0, len(centers), n)]
-        x = x + np.float32(noise / np.sqrt(d)) * rng.normal(size=(n, d)).astype(np.float32)
+        x = x + np.float32(noise / np.sqrt(d)) * rng.standard_normal((n, d), dtype=np.float32)
     else:
-        x = rng.normal(size=(n, d)).astype(np.float32)
+        x = rng.standard_normal((n, d), dtype=np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x, rng
 

@@ -2,9 +2,9 @@
 
 Usage: python benchmarks/serving.py [--run-dir runs/quickstart] [--seconds 10] [--out FILE] [--quick]
 
-Serves the run's export (`runs/quickstart/models`, from ./scripts/quickstart.sh;
-without one, or with --quick, a small model is exported to a temporary folder)
-with `LocalModelServer` and measures, for each signature, QPS and p50/p95/p99
+Exports the run's model (`runs/quickstart/model.keras`, from
+./scripts/quickstart.sh; without one, or with --quick, a small model) to a
+temporary folder with this checkout's code, serves it with `LocalModelServer` and measures, for each signature, QPS and p50/p95/p99
 at 1 and 16 concurrent clients (one row per request), an in-process call of
 the same SavedModel signature (the same one-row inputs as tensors; p50/p99,
 and its QPS from 1 and 16 threads), the ratio of the served p50 at 1 client to
@@ -23,8 +23,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -53,14 +51,16 @@ def in_process(fn, tensors, seconds, threads=1):
             **percentiles_ms(all_lat)}
 
 
-def _export_small(base):
-    from export import _small_model
+def _export(base, run_dir, quick):
+    """Exports the run's model.keras (or a small model) with this checkout's code."""
+    from export import _run_model, _small_model
 
     from tfrec.export import export_model
 
-    model, catalog, examples, _ = _small_model()
+    have_run = os.path.exists(os.path.join(run_dir, "model.keras")) and not quick
+    model, catalog, examples, source = _run_model(run_dir) if have_run else _small_model()
     export_model(model, base, catalog=catalog, examples=examples, verbose=False)
-    return examples
+    return examples, source
 
 
 def run(run_dir="runs/quickstart", seconds=10.0, repeats=2, quick=False) -> dict:
@@ -70,16 +70,10 @@ def run(run_dir="runs/quickstart", seconds=10.0, repeats=2, quick=False) -> dict
     from tfrec.serving.load_test import run_load_test
     from tfrec.serving.server import LocalModelServer
 
-    tmp = None
-    base = os.path.join(run_dir, "models")
-    if quick or not os.path.isdir(base):
-        tmp = tempfile.TemporaryDirectory()
-        base = tmp.name
-        examples = _export_small(base).head(1)
-        source = "small simulated model"
-    else:
-        examples = pd.read_parquet(os.path.join(run_dir, "examples.parquet")).head(1)
-        source = base
+    tmp = tempfile.TemporaryDirectory()
+    base = tmp.name
+    examples, source = _export(base, run_dir, quick)
+    examples = examples.head(1)
     server = LocalModelServer(base, port=0, max_batch_size=64, batch_timeout_ms=1.0).start()
     target = f"127.0.0.1:{server.port}"
     servable = server.servables[max(server.servables)]
@@ -125,8 +119,7 @@ def run(run_dir="runs/quickstart", seconds=10.0, repeats=2, quick=False) -> dict
                       file=sys.stderr, flush=True)
     finally:
         server.stop()
-        if tmp is not None:
-            tmp.cleanup()
+        tmp.cleanup()
     return results
 
 

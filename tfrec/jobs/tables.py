@@ -273,7 +273,7 @@ def evaluate_search(model, data: S.PreparedData, ks, max_queries, seed=0, min_qu
             ndcg[name][f"ndcg@{k}"] = value
         ndcg["queries_scored"] = n
     result["query_ndcg"] = ndcg
-    positive = _positives(test, schema)
+    positive = _positive_mask(test, schema)
     train_pos = train[_positive_mask(train, schema)]
     queries = _sample(test[positive].drop_duplicates([S.QUERY_KEY_COLUMN, item]), max_queries, seed)
     ranks = _retrieval_ranks(model, queries, data.catalog, schema, train_pos)
@@ -287,10 +287,6 @@ def _positive_mask(frame, schema):
         return frame[schema.click_label].to_numpy() > 0
     low, high = schema.relevance_range
     return frame[schema.relevance_label].to_numpy() >= low + 0.5 * (high - low)
-
-
-def _positives(frame, schema):
-    return _positive_mask(frame, schema)
 
 
 def evaluate_interactions(model, data: S.PreparedData, ks, max_queries, seed=0) -> dict:
@@ -412,6 +408,9 @@ def run(config: JobConfig) -> dict:
     t_train = time.time()
     model, history = train(train_config, data.schema, data.train, data.valid, run_dir=out_dir)
     train_seconds = time.time() - t_train
+    if model is None:
+        _log("training done on this non-chief worker; the chief evaluates and writes the run directory")
+        return {"model": None, "metrics": None, "data": data, "tables": tables, "config": config}
     model_path = os.path.join(out_dir, "model.keras")
     if not os.path.exists(model_path):
         model.save(model_path)

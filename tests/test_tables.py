@@ -196,6 +196,9 @@ def test_query_split_has_no_query_in_two_splits():
     assert not (keys[0] & keys[1]) and not (keys[0] & keys[2]) and not (keys[1] & keys[2])
     assert sum(data.sizes().values()) == len(df)
     assert all(len(k) > 5 for k in keys)
+    by_time = S.prepare_search(validate(df, schema).valid, schema, split_by="time", cutoff="2024-01-01 05:00")
+    assert by_time.train["ts"].max() < by_time.valid["ts"].min() and by_time.valid["ts"].max() < by_time.test["ts"].min()
+    assert by_time.test["ts"].min() >= pd.Timestamp("2024-01-01 05:00")
     # "Red Boots" and "red  boots" are one query.
     assert S.query_key(pd.Series([" Red  Boots", "red boots"])).nunique() == 1
 
@@ -213,6 +216,11 @@ def test_interactions_time_split_and_history_do_not_leak():
     for _, row in pd.concat([data.train, data.test]).sample(60, random_state=0).iterrows():
         earlier = events[(events.user == row.user) & (events.ts < row.ts)].sku.tolist()
         assert list(row.recent_items) == earlier[-5:]
+    windowed = S.add_history(df, schema, "h", window_days=7)
+    for _, row in windowed.sample(40, random_state=1).iterrows():
+        recent = events[(events.user == row.user) & (events.ts < row.ts)
+                        & (events.ts >= row.ts - pd.Timedelta(days=7))].sku.tolist()
+        assert list(row.h) == recent[-5:]
     # Negatives: the user side of a positive, another item, label 0.
     neg = data.test[data.test["clicked"] == 0]
     assert len(neg) > 0 and set(neg["sku"]) <= set(data.catalog["sku"])

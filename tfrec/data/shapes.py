@@ -122,6 +122,20 @@ def query_key(texts: pd.Series) -> pd.Series:
     return texts.astype(str).str.casefold().str.split().str.join(" ")
 
 
+def _split_by_time(frame, schema, valid_fraction, test_fraction, cutoff):
+    """Test from `cutoff` (else the last `test_fraction`); valid the last `valid_fraction` before it."""
+    if cutoff is None:
+        return time_split(frame, schema, valid_fraction=valid_fraction, test_fraction=test_fraction)
+    times = frame[schema.event_time]
+    test_start = _naive(times, _time_boundary(cutoff, "cutoff"))
+    before = times < test_start
+    if not before.any() or before.all():
+        raise ShapeError(f"data.cutoff {cutoff} leaves no rows on one side (times from "
+                         f"{times.min()} to {times.max()})")
+    valid_start = times[before].quantile(1 - valid_fraction) if valid_fraction else test_start
+    return time_split(frame, schema, valid_start=valid_start, test_start=test_start)
+
+
 # --------------------------------------------------------------------- search
 def prepare_search(frame: pd.DataFrame, schema: FeatureSchema, *, split_by: str = "query",
                    valid_fraction: float = 0.1, test_fraction: float = 0.15, cutoff=None,
@@ -144,9 +158,7 @@ def prepare_search(frame: pd.DataFrame, schema: FeatureSchema, *, split_by: str 
                                                  for name, p in zip(("train", "valid", "test"), parts)}}
     elif split_by == "time":
         require_roles(schema, "search (split_by: time)", [Role.EVENT_TIME])
-        test_start = _naive(frame[schema.event_time], _time_boundary(cutoff, "cutoff")) if cutoff else None
-        split = time_split(frame, schema, valid_fraction=valid_fraction, test_fraction=test_fraction,
-                           test_start=test_start)
+        split = _split_by_time(frame, schema, valid_fraction, test_fraction, cutoff)
         parts = [split.train, split.valid, split.test]
         info = {"split_by": "time", "valid_start": str(split.valid_start), "test_start": str(split.test_start)}
     else:
@@ -230,18 +242,7 @@ def prepare_interactions(frame: pd.DataFrame, schema: FeatureSchema, *, valid_fr
         frame = add_history(frame, schema, history_column, history_window_days)
         schema = dataclasses.replace(schema, user_history=history_column)
     catalog = item_catalog(frame, schema)
-    test_start = _naive(frame[schema.event_time], _time_boundary(cutoff, "cutoff")) if cutoff else None
-    if test_start is not None:
-        before = frame[schema.event_time] < test_start
-        if not before.any() or before.all():
-            raise ShapeError(f"data.cutoff {cutoff} leaves no events on one side (events from "
-                             f"{frame[schema.event_time].min()} to {frame[schema.event_time].max()})")
-        # valid: the last valid_fraction of the events before the cutoff
-        valid_start = frame.loc[before, schema.event_time].quantile(1 - valid_fraction) \
-            if valid_fraction else test_start
-        split = time_split(frame, schema, valid_start=valid_start, test_start=test_start)
-    else:
-        split = time_split(frame, schema, valid_fraction=valid_fraction, test_fraction=test_fraction)
+    split = _split_by_time(frame, schema, valid_fraction, test_fraction, cutoff)
     parts = [split.train, split.valid, split.test]
     info = {"split_by": "time", "valid_start": str(split.valid_start), "test_start": str(split.test_start),
             "history_column": history_column}

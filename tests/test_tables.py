@@ -284,6 +284,8 @@ def test_search_job_end_to_end(tmp_path):
     assert written["rows"]["rows_read"] == len(df)
     config = JobConfig.from_yaml(tmp_path / "run" / "config.yaml")
     assert config.data.schema["query_text"] == "search_query" and os.path.isabs(config.data.paths[0])
+    if (tmp_path / "run" / "report.html").exists():       # where this version has the HTML report
+        assert (tmp_path / "run" / "report.html").read_text().count("<img") >= 3   # CTR and retrieval figures
 
 
 def test_graded_search_job_end_to_end(tmp_path):
@@ -339,6 +341,8 @@ def test_transactions_job_end_to_end_and_evaluate_run(tmp_path):
     for name in ("model", "rfm"):
         assert again["value"][name]["normalized_gini"] == pytest.approx(v[name]["normalized_gini"], abs=1e-6)
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["value"]["customers"] == v["customers"]
+    if (tmp_path / "eval" / "report.html").exists():
+        assert (tmp_path / "eval" / "report.html").read_text().count("<img") >= 2   # user value figures
 
 
 def test_cli_train_and_evaluate_on_files(tmp_path, capsys):

@@ -226,8 +226,13 @@ def _smoothed_item_mean(train, item, label, prior_weight=20.0):
     return (agg["sum"] + prior_weight * mean) / (agg["count"] + prior_weight), mean
 
 
-def evaluate_search(model, data: S.PreparedData, ks, max_queries, seed=0, min_query_rows=2) -> dict:
-    """CTR / relevance, per-query NDCG and retrieval on the test queries, beside popularity."""
+def evaluate_search(model, data: S.PreparedData, ks, max_queries, seed=0, min_query_rows=2,
+                    arrays: dict | None = None) -> dict:
+    """CTR / relevance, per-query NDCG and retrieval on the test queries, beside popularity.
+
+    `arrays`, if given, receives the labels, predictions and ranks behind the metrics.
+    """
+    arrays = {} if arrays is None else arrays
     from tfrec.models.inference import predict_dataframe
 
     schema, train, test = data.schema, data.train, data.test
@@ -247,8 +252,10 @@ def evaluate_search(model, data: S.PreparedData, ks, max_queries, seed=0, min_qu
         y = test[schema.click_label].to_numpy()
         item_ctr, mean_ctr = _smoothed_item_mean(train, item, schema.click_label)
         base = test[item].map(item_ctr).fillna(mean_ctr).to_numpy()
-        result["ctr"] = {name: {"auc": M.auc(y, p), "log_loss": M.log_loss(y, p)}
+        result["ctr"] = {name: {"auc": M.auc(y, p), "log_loss": M.log_loss(y, p),
+                                "ece": M.expected_calibration_error(y, p)}
                          for name, p in (("model", logged["ctr"]), ("popularity", base))}
+        arrays["ctr"] = (y, {"model": logged["ctr"], "popularity": base})
         scorers = {"model": at_top["ctr"], "popularity": base}
         gains = y
     if schema.relevance_label:
@@ -277,6 +284,7 @@ def evaluate_search(model, data: S.PreparedData, ks, max_queries, seed=0, min_qu
     train_pos = train[_positive_mask(train, schema)]
     queries = _sample(test[positive].drop_duplicates([S.QUERY_KEY_COLUMN, item]), max_queries, seed)
     ranks = _retrieval_ranks(model, queries, data.catalog, schema, train_pos)
+    arrays["ranks"] = ranks
     result["retrieval"] = _ranking_metrics(ranks, ks)
     result["retrieval"]["queries"] = int(len(ranks["model"]))
     return result
@@ -289,8 +297,9 @@ def _positive_mask(frame, schema):
     return frame[schema.relevance_label].to_numpy() >= low + 0.5 * (high - low)
 
 
-def evaluate_interactions(model, data: S.PreparedData, ks, max_queries, seed=0) -> dict:
+def evaluate_interactions(model, data: S.PreparedData, ks, max_queries, seed=0, arrays: dict | None = None) -> dict:
     """Retrieval over the whole catalog with the history as the query, and CTR on sampled negatives."""
+    arrays = {} if arrays is None else arrays
     from tfrec.models.inference import predict_dataframe
 
     schema, train, test = data.schema, data.train, data.test
@@ -298,6 +307,7 @@ def evaluate_interactions(model, data: S.PreparedData, ks, max_queries, seed=0) 
     positives = test[test[click] > 0]
     queries = _sample(positives.drop_duplicates([schema.user_id, schema.item_id]), max_queries, seed)
     ranks = _retrieval_ranks(model, queries, data.catalog, schema, train[train[click] > 0])
+    arrays["ranks"] = ranks
     result = {"retrieval": _ranking_metrics(ranks, ks)}
     result["retrieval"]["queries"] = int(len(ranks["model"]))
     y = test[click].to_numpy()
@@ -306,12 +316,15 @@ def evaluate_interactions(model, data: S.PreparedData, ks, max_queries, seed=0) 
         counts = train[train[click] > 0][schema.item_id].value_counts()
         base = test[schema.item_id].map(counts).fillna(0).to_numpy(dtype=np.float64)
         result["ctr"] = {name: {"auc": M.auc(y, s)} for name, s in (("model", p), ("popularity", base))}
+        result["ctr"]["model"].update(log_loss=M.log_loss(y, p), ece=M.expected_calibration_error(y, p))
+        arrays["ctr"] = (y, {"model": p})
         result["ctr"]["rows"] = int(len(y))
     return result
 
 
-def evaluate_transactions(model, data: S.PreparedData) -> dict:
+def evaluate_transactions(model, data: S.PreparedData, arrays: dict | None = None) -> dict:
     """User value against the calibration spend scaled to the horizon and an RFM regressor."""
+    arrays = {} if arrays is None else arrays
     from tfrec.models.inference import predict_user_value
     from tfrec.models.rfm import RFMRegressor
 
@@ -324,6 +337,7 @@ def evaluate_transactions(model, data: S.PreparedData) -> dict:
         / test["observed_days"].to_numpy(),
         "rfm": RFMRegressor().fit(fit_on, fit_on[S.VALUE_COLUMN]).predict(test),
     }
+    arrays["value"] = (y, predictions)
     result = {}
     for name, p in predictions.items():
         result[name] = {
@@ -339,14 +353,38 @@ def evaluate_transactions(model, data: S.PreparedData) -> dict:
     return result
 
 
-def evaluate(model, data: S.PreparedData, config: JobConfig) -> dict:
-    """The metrics of `data.shape`, model beside its baselines."""
+def evaluate(model, data: S.PreparedData, config: JobConfig, arrays: dict | None = None) -> dict:
+    """The metrics of `data.shape`, model beside its baselines (`arrays` gets what they are computed from)."""
     ks, max_q, seed = list(config.evaluation.ks), config.evaluation.max_queries, config.data.seed
     if data.shape == "search":
-        return {"search": evaluate_search(model, data, ks, max_q, seed, config.data.min_query_rows)}
+        return {"search": evaluate_search(model, data, ks, max_q, seed, config.data.min_query_rows, arrays)}
     if data.shape == "interactions":
-        return {"interactions": evaluate_interactions(model, data, ks, max_q, seed)}
-    return {"value": evaluate_transactions(model, data)}
+        return {"interactions": evaluate_interactions(model, data, ks, max_q, seed, arrays)}
+    return {"value": evaluate_transactions(model, data, arrays)}
+
+
+def write_html_report(metrics: dict, arrays: dict, ks, path: str, context: dict) -> str | None:
+    """`report.html` with `tfrec.evaluation.report` where this version has it; else None."""
+    try:
+        from tfrec.evaluation.report import write_report
+        from tfrec.evaluation.result import EvaluationResult
+    except ImportError:
+        return None
+    flat = {}
+    for part in ("search", "interactions"):
+        block = metrics.get(part, {})
+        flat.update({k: block[k] for k in ("ctr", "retrieval") if k in block})
+    if "value" in metrics:
+        flat["value"] = metrics["value"]
+    ctr = arrays.get("ctr")
+    value = arrays.get("value")
+    result = EvaluationResult(
+        metrics=flat, ks=list(ks),
+        ctr_labels=None if ctr is None else ctr[0], ctr_predictions=None if ctr is None else ctr[1],
+        retrieval_ranks=arrays.get("ranks"),
+        value_labels=None if value is None else value[0], value_predictions=None if value is None else value[1],
+        context=context)
+    return write_report(result, path, title=f"tfrec evaluation: {metrics.get('shape', '')} data")
 
 
 def summary_lines(metrics: dict) -> list[str]:
@@ -386,6 +424,15 @@ def _write_metrics(metrics, directory):
     return path
 
 
+def _report(metrics, arrays, config, data, tables, directory):
+    context = {"data": ", ".join(tables.files), "shape": data.shape, "split": data.sizes(),
+               "rows": f"{tables.accounting.rows_read:,} read, {tables.accounting.rows_used:,} used, "
+                       f"{tables.accounting.rows_rejected:,} rejected"}
+    path = write_html_report(metrics, arrays, config.evaluation.ks, os.path.join(directory, "report.html"), context)
+    if path:
+        _log(f"wrote {path}")
+
+
 def run(config: JobConfig) -> dict:
     """Read, validate, prepare, split, train, evaluate; write the run directory.
 
@@ -415,7 +462,8 @@ def run(config: JobConfig) -> dict:
     if not os.path.exists(model_path):
         model.save(model_path)
     _log(f"trained in {train_seconds:.0f}s; model {model_path}")
-    metrics = evaluate(model, data, config)
+    arrays = {}
+    metrics = evaluate(model, data, config, arrays)
     metrics.update({
         "shape": data.shape,
         "rows": tables.accounting.to_dict(),
@@ -427,6 +475,7 @@ def run(config: JobConfig) -> dict:
                     for k, vals in getattr(history, "history", {}).items()},
     })
     _write_metrics(metrics, out_dir)
+    _report(metrics, arrays, config, data, tables, out_dir)
     data.test.to_parquet(os.path.join(out_dir, "test.parquet"), index=False)
     data.test.head(64).to_parquet(os.path.join(out_dir, "examples.parquet"), index=False)
     if data.catalog is not None:
@@ -454,7 +503,8 @@ def evaluate_run(run_dir: str, output_dir: str | None = None) -> dict:
     config = JobConfig.from_yaml(config_path)
     data, tables = load_data(config)
     model = keras.models.load_model(model_path)
-    metrics = evaluate(model, data, config)
+    arrays = {}
+    metrics = evaluate(model, data, config, arrays)
     previous = {}
     old_path = os.path.join(run_dir, "metrics.json")
     if os.path.exists(old_path):
@@ -466,5 +516,6 @@ def evaluate_run(run_dir: str, output_dir: str | None = None) -> dict:
     target = output_dir or run_dir
     os.makedirs(target, exist_ok=True)
     _write_metrics(metrics, target)
+    _report(metrics, arrays, config, data, tables, target)
     print("\n".join(summary_lines(metrics)), flush=True)
     return metrics

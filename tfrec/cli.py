@@ -61,9 +61,15 @@ def cmd_train(args) -> int:
 
     from tfrec.jobs.config import JobConfig
 
-    config = JobConfig.from_yaml(args.config) if args.config else JobConfig()
+    config_path = args.config
+    if config_path is None and not args.data:
+        config_path = _default_config()  # the quickstart job
+    config = JobConfig.from_yaml(config_path) if config_path else JobConfig()
     if args.output_dir:
         config.output_dir = args.output_dir
+    elif args.data and args.config is None:
+        # Your own files with the default settings: not the quickstart's run directory.
+        config.output_dir = os.path.join("runs", args.shape or "tables")
     if args.epochs:
         config.training.epochs = args.epochs
     if args.strategy:
@@ -229,7 +235,8 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_quickstart)
 
     p = sub.add_parser("train", help="a training job from a config: simulator or your own tables; resumable")
-    p.add_argument("--config", default=_default_config(), help="job YAML (default: the quickstart config)")
+    p.add_argument("--config", default=None,
+                   help="job YAML (default: the quickstart config; with --data, the documented defaults)")
     p.add_argument("--output-dir", default=None, help="run directory (overrides the config)")
     p.add_argument("--epochs", type=int, default=None, help="override training.epochs")
     p.add_argument("--strategy", default=None, help="override training.strategy")

@@ -111,7 +111,10 @@ def measure(n, d, index_kind, calls, clustered=True, probes=None, seed=0):
         for probe in probes or [index.probe]:
             probe = min(probe, index.clusters)
             fn = make(probe)
-            got = fn(tf.constant(queries[:64]), tf.fill([64], K), tf.fill([64, 1], ""))[0].numpy()
+            # One query per call, as served (a batch of B queries gathers
+            # B x probe x cluster size x d floats at once).
+            got = [fn(tf.constant(queries[i:i + 1]), tf.constant([K], tf.int32), tf.constant([[""]]))[0].numpy()[0]
+                   for i in range(64)]
             got_pos = [{int(s[1:]) for s in r.astype(str) if s} for r in got]
             recall = float(np.mean([len(g & set(e)) / K for g, e in zip(got_pos, exact)]))
             entry = {"probe": probe, "scanned_fraction": round(probe / index.clusters, 4),

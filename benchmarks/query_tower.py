@@ -23,7 +23,11 @@ tfrec variants: `fixed` (the previous behaviour: every text packed to the
 sequence length), `dynamic` (the default: padding cut to the longest text of
 the batch), `dynamic_bf16` (`TextEncoder.from_preset(..., dtype="bfloat16")`),
 `dynamic_xla` (the backbone under `jit_compile`, in the benchmark only: XLA is
-not in stock TF Serving's CPU build, so exports do not use it).
+not in stock TF Serving's CPU build, so exports do not use it),
+`dynamic_1thread` (`dynamic` in a process with one intra-op thread, as a
+server with intra-op parallelism 1 runs each request; a 2-core server then
+runs two requests at once). sentence-transformers runs with PyTorch's default
+threads and, as `sentence_transformers_1thread`, with one.
 
 Usage:
     python benchmarks/query_tower.py [--repeats 5] [--out FILE] [--quick]
@@ -49,7 +53,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import machine_info  # noqa: E402
 
 SEQUENCE_LENGTH = 32
-TF_VARIANTS = ("fixed", "dynamic", "dynamic_bf16", "dynamic_xla")
+TF_VARIANTS = ("fixed", "dynamic", "dynamic_bf16", "dynamic_xla", "dynamic_1thread")
+ONE_THREAD = "_1thread"  # suffix: the same variant in a process limited to one thread
 QUICK_VARIANTS = ("fixed", "dynamic")
 REFERENCE = "fixed"
 ST = "sentence_transformers"
@@ -113,9 +118,13 @@ def product_titles(n: int, seed: int = 1) -> list[str]:
 
 
 # ------------------------------------------------------------------ workers
-def _tf_worker(conn, preset, variants):
+def _tf_worker(conn, preset, variants, threads=0):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
     from tfrec.layers.text_encoder import TextEncoder
 
@@ -153,8 +162,12 @@ def _tf_worker(conn, preset, variants):
     _serve(conn, encode)
 
 
-def _st_worker(conn, preset):
+def _st_worker(conn, preset, threads=0):
+    import torch
     from sentence_transformers import SentenceTransformer
+
+    if threads:
+        torch.set_num_threads(threads)
 
     model = SentenceTransformer(preset, device="cpu")
     model.max_seq_length = SEQUENCE_LENGTH
@@ -252,11 +265,22 @@ def run(repeats=5, quick=False, variants=TF_VARIANTS, with_st=True) -> dict:
     result["texts"] = {k: {"count": len(v), "words_mean": round(float(np.mean([len(t.split()) for t in v])), 2),
                            "examples": v[:3]} for k, v in texts.items()}
     variants = list(variants)
-    workers = {"tfrec": _Worker(_tf_worker, preset, tuple(variants))}
-    names = [(v, "tfrec") for v in variants]
+    # (name reported, worker, variant the worker runs)
+    names = [(v, "tfrec", v) for v in variants if not v.endswith(ONE_THREAD)]
+    workers = {"tfrec": _Worker(_tf_worker, preset, tuple(v for _, _, v in names))} if names else {}
+    single = [v for v in variants if v.endswith(ONE_THREAD)]
+    if single:
+        # One thread per call: what a server with intra-op parallelism 1 runs
+        # per request (TF Serving: --tensorflow_intra_op_parallelism=1).
+        inner = tuple(v[: -len(ONE_THREAD)] for v in single)
+        workers["tfrec" + ONE_THREAD] = _Worker(_tf_worker, preset, inner, 1)
+        names += [(v, "tfrec" + ONE_THREAD, i) for v, i in zip(single, inner)]
     if not skip_st:
         workers[ST] = _Worker(_st_worker, preset)
-        names.append((ST, ST))
+        names.append((ST, ST, ST))
+        if not quick:
+            workers[ST + ONE_THREAD] = _Worker(_st_worker, preset, 1)
+            names.append((ST + ONE_THREAD, ST + ONE_THREAD, ST))
     for w in workers.values():  # started together, loaded in parallel
         w.wait_ready()
     try:
@@ -264,18 +288,18 @@ def run(repeats=5, quick=False, variants=TF_VARIANTS, with_st=True) -> dict:
         for wname, kind, batch, sort, wtexts in workloads:
             # Warm-up (tracing, XLA compilation) and embeddings for the accuracy check.
             emb = {}
-            for variant, w in names:
+            for name, w, variant in names:
                 workers[w].encode(variant, wtexts[: max(batch, 8) * 2], batch, sort)
-                emb[variant] = workers[w].encode(variant, wtexts, batch, sort, keep=True)[1]
-            ref = emb[REFERENCE] if REFERENCE in emb else emb[variants[0]]
-            times = {v: [] for v, _ in names}
+                emb[name] = workers[w].encode(variant, wtexts, batch, sort, keep=True)[1]
+            ref = emb[REFERENCE] if REFERENCE in emb else emb[names[0][0]]
+            times = {n: [] for n, _, _ in names}
             for rep in range(repeats):
                 rotated = names[rep % len(names):] + names[: rep % len(names)]
-                for variant, w in rotated:
-                    times[variant].append(workers[w].encode(variant, wtexts, batch, sort)[0])
+                for name, w, variant in rotated:
+                    times[name].append(workers[w].encode(variant, wtexts, batch, sort)[0])
             row = {"texts": len(wtexts), "batch_size": batch,
                    "tfrec_sorts_by_length": sort, "variants": {}}
-            for variant, _ in names:
+            for variant, _, _ in names:
                 tps = [len(wtexts) / s for s in times[variant]]
                 cos = _cosines(emb[variant], ref)
                 entry = {"texts_per_s": round(float(np.median(tps)), 1),
@@ -283,7 +307,10 @@ def run(repeats=5, quick=False, variants=TF_VARIANTS, with_st=True) -> dict:
                          "texts_per_s_all": [round(x, 1) for x in tps],
                          "cosine_to_float32_min": round(float(cos.min()), 6),
                          "cosine_to_float32_mean": round(float(cos.mean()), 6)}
-                if ST in times and variant != ST:
+                if ST + ONE_THREAD in times and not variant.startswith(ST):
+                    entry["ratio_to_sentence_transformers_1thread"] = round(float(np.median(
+                        [a / b for a, b in zip(times[ST + ONE_THREAD], times[variant])])), 2)
+                if ST in times and not variant.startswith(ST):
                     ratios = [a / b for a, b in zip(times[ST], times[variant])]
                     entry["ratio_to_sentence_transformers"] = round(float(np.median(ratios)), 2)
                     # Load from other processes only ever adds time: the ratio of

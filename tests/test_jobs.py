@@ -64,9 +64,14 @@ def test_simulated_job_end_to_end(tmp_path):
     code = main(["export", "--model", str(tmp_path / "run" / "model.keras"),
                  "--catalog", str(tmp_path / "run" / "catalog.parquet"),
                  "--examples", str(tmp_path / "run" / "examples.parquet"),
-                 "--base-dir", str(tmp_path / "run" / "models"), "--max-k", "20"])
+                 "--base-dir", str(tmp_path / "run" / "models"), "--max-k", "20",
+                 "--retrieval-index", "partitioned", "--clusters", "8", "--probe", "2"])
     assert code == 0
     assert sorted(os.listdir(tmp_path / "run" / "models" / "tfrec")) == ["1", "2"]
+    manifest = json.loads((tmp_path / "run" / "models" / "tfrec" / "2" / "assets.extra" / "tfrec_manifest.json")
+                          .read_text())
+    assert manifest["retrieval_index"]["kind"] == "partitioned"
+    assert manifest["retrieval_index"]["clusters"] == 8 and manifest["retrieval_index"]["probe"] == 2
     assert main(["export", "--model", str(tmp_path / "run" / "model.keras"),
                  "--catalog", str(tmp_path / "run" / "catalog.parquet"),
                  "--base-dir", str(tmp_path / "run" / "models"), "--version", "2"]) == 2

@@ -129,8 +129,10 @@ def cmd_export(args) -> int:
     model = keras.models.load_model(args.model)
     catalog = pd.read_parquet(args.catalog)
     examples = pd.read_parquet(args.examples) if args.examples else None
+    options = {k: v for k, v in (("clusters", args.clusters), ("probe", args.probe)) if v is not None}
     result = export_model(model, args.base_dir, catalog=catalog, model_name=args.name, version=args.version,
-                          max_k=args.max_k, keep_versions=args.keep, examples=examples, verbose=False)
+                          max_k=args.max_k, keep_versions=args.keep, examples=examples, verbose=False,
+                          retrieval_index=args.retrieval_index, index_options=options)
     print(f"exported {result.path}")
     print(f"  size {result.size_bytes / 1e6:.1f} MB, export {result.export_seconds:.1f}s, "
           f"cold load {result.load_seconds:.1f}s")
@@ -268,6 +270,10 @@ def main(argv=None) -> int:
     p.add_argument("--version", type=int, default=None)
     p.add_argument("--max-k", type=int, default=100)
     p.add_argument("--keep", type=int, default=3, help="versions to keep")
+    p.add_argument("--retrieval-index", default="brute_force", choices=["brute_force", "partitioned"],
+                   help="how `retrieve` searches the catalog (partitioned: k-means inverted file, large catalogs)")
+    p.add_argument("--clusters", type=int, default=None, help="partitioned: number of partitions (default ~sqrt(N))")
+    p.add_argument("--probe", type=int, default=None, help="partitioned: partitions scanned per query")
     p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("serve", help="local TF Serving-compatible gRPC server over a model base directory")

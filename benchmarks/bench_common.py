@@ -11,6 +11,7 @@ percentiles_ms([0.001, 0.002])  # {"p50_ms": 1.5, "p99_ms": 1.99}
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -100,3 +101,12 @@ def rss_mb() -> float:
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MB."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def emit(result: dict, out: str | None = None) -> None:
+    """Prints `result` as JSON and writes it to `out` when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text)

@@ -24,7 +24,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import machine_info  # noqa: E402
+from bench_common import emit, machine_info  # noqa: E402
 
 
 def _small_model():
@@ -140,11 +140,7 @@ def main(argv=None):
         print("RESULT " + json.dumps(cold_load(args.child)))
         return
     result = {"machine": machine_info(), **run(args.run_dir, args.repeats, args.quick)}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ PyTorch or sentence-transformers it measures tfrec alone and says why.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -50,7 +49,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import machine_info  # noqa: E402
+from bench_common import emit, machine_info  # noqa: E402
 
 SEQUENCE_LENGTH = 32
 TF_VARIANTS = ("fixed", "dynamic", "dynamic_bf16", "dynamic_xla", "dynamic_1thread")
@@ -346,11 +345,7 @@ def main(argv=None):
     result = {"machine": machine_info(),
               **run(repeats=1 if args.quick else args.repeats, quick=args.quick, variants=variants,
                     with_st=not args.no_st)}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import machine_info, peak_rss_mb, percentiles_ms, rss_mb  # noqa: E402
+from bench_common import emit, machine_info, peak_rss_mb, percentiles_ms, rss_mb  # noqa: E402
 
 K = 10
 
@@ -191,11 +191,7 @@ def main(argv=None):
         result = run([int(s) for s in args.sizes.split(",")], [int(d) for d in args.dims.split(",")],
                      calls=args.calls, probes=args.probes)
     result = {"machine": machine_info(), **result}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ process, 1 client, 16 clients, repeated) so background load hits both alike.
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -26,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import machine_info, percentiles_ms  # noqa: E402
+from bench_common import emit, machine_info, percentiles_ms  # noqa: E402
 
 
 def in_process(fn, tensors, seconds, threads=1):
@@ -134,11 +133,7 @@ def main(argv=None):
     result = {"machine": machine_info(),
               **run(args.run_dir, 1.0 if args.quick else args.seconds, 1 if args.quick else args.repeats,
                     args.quick)}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ import pandas as pd
 from tfrec import metrics as M
 from tfrec.data import shapes as S
 from tfrec.data.readers import Tables, read_tables, reject_rows
+from tfrec.evaluation.metric_sets import ranking_metrics
 from tfrec.jobs.config import JobConfig
 from tfrec.schema import FeatureSchema
 
@@ -206,16 +207,6 @@ def _retrieval_ranks(model, queries, catalog, schema, train_positives):
     return ranks
 
 
-def _ranking_metrics(ranks, ks):
-    out = {}
-    for name, r in ranks.items():
-        row = {f"recall@{k}": M.recall_at_k(r, k) for k in ks}
-        row.update({f"ndcg@{k}": M.ndcg_at_k(r, k) for k in ks})
-        row["mrr"] = M.mrr(r)
-        out[name] = row
-    return out
-
-
 def _sample(frame, n, seed):
     return frame.sample(n, random_state=seed) if len(frame) > n else frame
 
@@ -285,7 +276,7 @@ def evaluate_search(model, data: S.PreparedData, ks, max_queries, seed=0, min_qu
     queries = _sample(test[positive].drop_duplicates([S.QUERY_KEY_COLUMN, item]), max_queries, seed)
     ranks = _retrieval_ranks(model, queries, data.catalog, schema, train_pos)
     arrays["ranks"] = ranks
-    result["retrieval"] = _ranking_metrics(ranks, ks)
+    result["retrieval"] = ranking_metrics(ranks, ks)
     result["retrieval"]["queries"] = int(len(ranks["model"]))
     return result
 
@@ -308,7 +299,7 @@ def evaluate_interactions(model, data: S.PreparedData, ks, max_queries, seed=0, 
     queries = _sample(positives.drop_duplicates([schema.user_id, schema.item_id]), max_queries, seed)
     ranks = _retrieval_ranks(model, queries, data.catalog, schema, train[train[click] > 0])
     arrays["ranks"] = ranks
-    result = {"retrieval": _ranking_metrics(ranks, ks)}
+    result = {"retrieval": ranking_metrics(ranks, ks)}
     result["retrieval"]["queries"] = int(len(ranks["model"]))
     y = test[click].to_numpy()
     if (y == 0).any():

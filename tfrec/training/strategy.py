@@ -17,23 +17,20 @@ with strategy.scope():
 
 from __future__ import annotations
 
-import json
 import os
 
 import tensorflow as tf
+
+from tfrec.training.cluster import cluster_task
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "one_device")
 
 
 def num_workers_in_tf_config() -> int:
-    raw = os.environ.get("TF_CONFIG")
-    if not raw:
+    """Workers `TF_CONFIG` names (0 when it is unset)."""
+    if not os.environ.get("TF_CONFIG"):
         return 0
-    try:
-        cluster = json.loads(raw).get("cluster", {})
-    except json.JSONDecodeError as e:
-        raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from e
-    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+    return cluster_task().num_workers
 
 
 def choose_strategy(name: str = "auto") -> tf.distribute.Strategy:

@@ -23,6 +23,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from tfrec.console import log as _log
 from tfrec.data.pipeline import RowAccounting
 from tfrec.data.simulator import SimulatedData, simulate
 from tfrec.data.split import time_split
@@ -35,10 +36,6 @@ from tfrec.evaluation.summary import print_summary as _print_summary
 from tfrec.jobs.config import JobConfig
 from tfrec.models.inference import predict_dataframe
 from tfrec.training.job import HOLDOUT_BUCKETS  # the value-label mask's user split
-
-
-def _log(msg):
-    print(f"[tfrec {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def holdout_users(user_ids, fraction) -> np.ndarray:

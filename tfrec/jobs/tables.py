@@ -45,15 +45,12 @@ import numpy as np
 import pandas as pd
 
 from tfrec import metrics as M
+from tfrec.console import log as _log
 from tfrec.data import shapes as S
 from tfrec.data.readers import Tables, read_tables, reject_rows
 from tfrec.evaluation.metric_sets import ranking_metrics
 from tfrec.jobs.config import JobConfig
 from tfrec.schema import FeatureSchema
-
-
-def _log(msg):
-    print(f"[tfrec {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 # ------------------------------------------------------------------ the data

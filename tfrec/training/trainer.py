@@ -46,12 +46,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrec.console import log as _log
 from tfrec.training.cluster import cluster_task
 from tfrec.training.optimizer import make_optimizer
-
-
-def _log(msg):
-    print(f"[tfrec {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def weights_fingerprint(model) -> str:

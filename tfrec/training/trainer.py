@@ -82,7 +82,7 @@ class Trainer:
         self.backup_dir = training.backup_dir or os.path.join(output_dir, "backup")
         self.optimizer = None
         self.history: list[dict] = []
-        self._scratch = []
+        self._scratch = {}  # non-chief workers: real path -> temporary directory
         if self.is_chief:
             os.makedirs(output_dir, exist_ok=True)
         # Host-side progress, saved in the backup beside model and optimizer.
@@ -93,18 +93,18 @@ class Trainer:
 
     # ------------------------------------------------------------ set-up
     def _write_dir(self, path):
-        """`path` on the chief; a fresh temporary directory elsewhere."""
+        """`path` on the chief; elsewhere one temporary directory per `path`, reused."""
         if self.is_chief:
             os.makedirs(path, exist_ok=True)
             return path
-        scratch = tempfile.mkdtemp(prefix=f"tfrec-{self.task.task_type}{self.task.task_index}-")
-        self._scratch.append(scratch)
-        return scratch
+        if path not in self._scratch:
+            self._scratch[path] = tempfile.mkdtemp(prefix=f"tfrec-{self.task.task_type}{self.task.task_index}-")
+        return self._scratch[path]
 
     def _clean_scratch(self):
-        for path in self._scratch:
-            shutil.rmtree(path, ignore_errors=True)
-        self._scratch = []
+        for scratch in self._scratch.values():
+            shutil.rmtree(scratch, ignore_errors=True)
+        self._scratch = {}
 
     def _setup(self, total_steps):
         with self.strategy.scope():

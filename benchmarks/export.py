@@ -28,22 +28,23 @@ from bench_common import emit, machine_info  # noqa: E402
 
 
 def _small_model():
-    import keras
-
-    from tfrec.data.pipeline import dataset_from_dataframe
-    from tfrec.data.simulator import SimulatorConfig, simulate
+    # The job's own training path (tfrec.training.train_model) on a tiny config.
+    from tfrec.data.simulator import simulate
     from tfrec.data.validation import validate
-    from tfrec.models import ModelConfig, TextConfig, build_model
+    from tfrec.jobs.config import JobConfig
+    from tfrec.training import train_model
 
-    sim = simulate(SimulatorConfig(num_users=400, num_items=300, num_sessions=400, seed=4))
+    config = JobConfig.from_dict({
+        "simulator": {"num_users": 400, "num_items": 300, "num_sessions": 400, "seed": 4},
+        "model": {"embedding_dim": 16, "id_embedding_dim": 8, "tower_units": [32], "expert_units": [16],
+                  "text": {"vocabulary_size": 300, "hidden_dim": 16, "num_layers": 1, "num_heads": 2,
+                           "query_sequence_length": 6, "item_sequence_length": 8}},
+        "training": {"epochs": 1, "batch_size": 128, "learning_rate": 0.01, "verbose": 0,
+                     "early_stopping_patience": 0, "tensorboard": False, "value_holdout_fraction": 0.0},
+    })
+    sim = simulate(config.simulator)
     df = validate(sim.impressions, sim.schema()).valid
-    keras.utils.set_random_seed(0)
-    text = TextConfig(vocabulary_size=300, hidden_dim=16, num_layers=1, num_heads=2,
-                      query_sequence_length=6, item_sequence_length=8)
-    model = build_model(sim.schema(), ModelConfig(embedding_dim=16, id_embedding_dim=8, tower_units=[32],
-                                                  expert_units=[16], text=text), df)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    model.fit(dataset_from_dataframe(df, sim.schema(), batch_size=128, drop_remainder=True).take(3), verbose=0)
+    model, _ = train_model(config, sim.schema(), df.head(3 * 128))
     return model, sim.items, df.head(8), "small simulated model (3 training steps)"
 
 

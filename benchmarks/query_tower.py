@@ -74,17 +74,22 @@ def _category_words():
     return cw.CATEGORIES, cw.COLOURS
 
 
+def _category_draws(n, seed):
+    """`n` draws of `(rng, words of a random category, colours)` from one seeded generator."""
+    categories, colours = _category_words()
+    rng = np.random.default_rng(seed)
+    names = sorted(categories)
+    for _ in range(n):
+        yield rng, categories[names[rng.integers(len(names))]], colours
+
+
 def ecommerce_queries(n: int, seed: int = 0) -> list[str]:
     """`n` search queries of 2 to 8 words from the catalog vocabulary.
 
     Example: `"summit black waterproof boots for men"`, `"kettle electric"`.
     """
-    categories, colours = _category_words()
-    rng = np.random.default_rng(seed)
-    names = sorted(categories)
     out = []
-    for _ in range(n):
-        words = categories[names[rng.integers(len(names))]]
+    for rng, words, colours in _category_draws(n, seed):
         target = int(rng.integers(2, 9))
         parts = [str(rng.choice(words["nouns"]))]
         pool = (list(rng.choice(words["attributes"], 3, replace=False)) + [str(rng.choice(colours))]
@@ -102,12 +107,8 @@ def product_titles(n: int, seed: int = 1) -> list[str]:
 
     Example: `"Stride Waterproof Leather Boots - Black, Hiking, Lightweight and Durable, Size: Medium"`.
     """
-    categories, colours = _category_words()
-    rng = np.random.default_rng(seed)
-    names = sorted(categories)
     out = []
-    for _ in range(n):
-        words = categories[names[rng.integers(len(names))]]
+    for rng, words, colours in _category_draws(n, seed):
         attrs = [a.title() for a in rng.choice(words["attributes"], int(rng.integers(1, 4)), replace=False)]
         head = f"{str(rng.choice(words['brands'])).title()} {' '.join(attrs)} {str(rng.choice(words['nouns'])).title()}"
         tail = [str(rng.choice(colours)).title()] + list(rng.choice(_TITLE_EXTRAS, int(rng.integers(1, 4)),

@@ -37,6 +37,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from tfrec.config_validation import check_config
 from tfrec.data import catalog_words
 from tfrec.schema import FeatureSchema
 
@@ -79,20 +80,14 @@ class SimulatorConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("num_users", "num_items", "num_sessions", "slate_size",
-                     "latent_dim", "history_max", "days"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"SimulatorConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        check_config(self, "simulator", ranges={
+            "num_users": ">= 1", "num_items": ">= 1", "num_sessions": ">= 1", "slate_size": ">= 1",
+            "latent_dim": ">= 1", "history_max": ">= 1", "days": ">= 1", "position_bias": ">= 0",
+            "value_zero_share": "(0, 1)", "value_sigma": "> 0", "seed": ">= 0",
+        })
         if self.slate_size > self.num_items:
-            raise ValueError(
-                f"SimulatorConfig.slate_size ({self.slate_size}) exceeds num_items ({self.num_items})"
-            )
-        if not 0.0 < self.value_zero_share < 1.0:
-            raise ValueError(
-                f"SimulatorConfig.value_zero_share must be in (0, 1), got {self.value_zero_share}"
-            )
-        if self.value_sigma <= 0:
-            raise ValueError(f"SimulatorConfig.value_sigma must be > 0, got {self.value_sigma}")
+            raise ValueError(f"simulator.slate_size ({self.slate_size}) exceeds simulator.num_items "
+                             f"({self.num_items})")
 
 
 @dataclasses.dataclass

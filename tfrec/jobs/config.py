@@ -23,8 +23,10 @@ from typing import Any
 
 import yaml
 
+from tfrec.config_validation import check_choice, check_config, check_range, from_dict
+from tfrec.data.readers import FORMATS
 from tfrec.data.simulator import SimulatorConfig
-from tfrec.models.config import ModelConfig, _from_dict
+from tfrec.models.config import ModelConfig
 
 
 @dataclasses.dataclass
@@ -101,23 +103,27 @@ class TrainingConfig:
     verbose: int = 2
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 2:
-            raise ValueError("training.epochs must be >= 1 and training.batch_size >= 2")
-        if not 0 <= self.value_holdout_fraction < 1:
-            raise ValueError(f"training.value_holdout_fraction must be in [0, 1), got {self.value_holdout_fraction}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"training.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
-        if self.mixed_precision not in ("off", "mixed_bfloat16", "mixed_float16"):
-            raise ValueError("training.mixed_precision must be 'off', 'mixed_bfloat16' or 'mixed_float16', "
-                             f"got {self.mixed_precision!r}")
-        if self.warmup_steps < 0 or self.checkpoint_every_steps < 0 or self.log_every_steps < 1:
-            raise ValueError("training.warmup_steps and training.checkpoint_every_steps must be >= 0 "
-                             "and training.log_every_steps >= 1")
-        if not 0 < self.backbone_learning_rate_multiplier <= 10:
-            raise ValueError("training.backbone_learning_rate_multiplier must be in (0, 10], "
-                             f"got {self.backbone_learning_rate_multiplier}")
+        check_config(self, "training", choices={
+            "strategy": _check_strategy,
+            "lr_schedule": ("constant", "cosine"),
+            "mixed_precision": ("off", "mixed_bfloat16", "mixed_float16"),
+            "verbose": (0, 1, 2),
+        }, ranges={
+            "epochs": ">= 1", "batch_size": ">= 2",  # in-batch negatives need a second row
+            "learning_rate": "> 0", "weight_decay": ">= 0", "clipnorm": "> 0", "early_stopping_patience": ">= 0",
+            "value_holdout_fraction": "[0, 1)", "warmup_steps": ">= 0", "min_learning_rate_ratio": "[0, 1]",
+            "backbone_learning_rate_multiplier": "(0, 10]", "checkpoint_every_steps": ">= 0",
+            "keep_checkpoints": ">= 1", "log_every_steps": ">= 1", "shuffle_buffer": ">= 1", "seed": ">= 0",
+        })
         if self.monitor != "val_loss" and not (self.monitor.startswith("val_") and self.monitor.endswith("_loss")):
-            raise ValueError(f"training.monitor must be 'val_loss' or 'val_<task>_loss', got {self.monitor!r}")
+            raise ValueError(f"training.monitor: unknown {self.monitor!r}; one of 'val_loss' or 'val_<task>_loss'")
+
+
+def _check_strategy(key, value):
+    if value != "auto":  # the default needs no TensorFlow import
+        from tfrec.training.strategy import STRATEGIES
+
+        check_choice(key, value, STRATEGIES)
 
 
 @dataclasses.dataclass
@@ -132,6 +138,11 @@ class EvaluationConfig:
     ks: list[int] = dataclasses.field(default_factory=lambda: [10, 50, 100])
     max_queries: int = 5000
 
+    def __post_init__(self):
+        check_config(self, "evaluation", ranges={"ks": ">= 1", "max_queries": ">= 1"})
+        if not self.ks:
+            raise ValueError("evaluation.ks: expected at least one cut-off, got []")
+
 
 @dataclasses.dataclass
 class ExportConfig:
@@ -142,7 +153,7 @@ class ExportConfig:
         base_dir: TF Serving model base directory; default `<output_dir>/models`.
         model_name: the model's name (folder and `model_spec.name`).
         max_k: most items the `retrieve` signature returns.
-        keep_versions: versions kept in `base_dir/model_name`.
+        keep_versions: versions kept in `base_dir/model_name` (0 = all).
     """
 
     enabled: bool = True
@@ -150,6 +161,11 @@ class ExportConfig:
     model_name: str = "tfrec"
     max_k: int = 100
     keep_versions: int = 3
+
+    def __post_init__(self):
+        check_config(self, "export", ranges={"max_k": ">= 1", "keep_versions": ">= 0"})
+        if not self.model_name or os.sep in self.model_name or "/" in self.model_name:
+            raise ValueError(f"export.model_name: expected a folder name, got {self.model_name!r}")
 
 
 DATA_SOURCES = ("simulator", "files")
@@ -254,29 +270,19 @@ class DataConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.source not in DATA_SOURCES:
-            raise ValueError(f"data.source must be one of {DATA_SOURCES}, got {self.source!r}")
-        if isinstance(self.paths, (str, os.PathLike)):
-            self.paths = [os.fspath(self.paths)]
-        self.paths = [os.fspath(p) for p in (self.paths or [])]
-        if self.format not in ("auto", "csv", "parquet"):
-            raise ValueError(f"data.format must be 'auto', 'csv' or 'parquet', got {self.format!r}")
-        if self.shape is not None and self.shape not in DATA_SHAPES:
-            raise ValueError(f"data.shape must be one of {DATA_SHAPES}, got {self.shape!r}")
-        if self.split_by not in ("auto", "time", "query"):
-            raise ValueError(f"data.split_by must be 'auto', 'time' or 'query', got {self.split_by!r}")
+        if self.paths is None or isinstance(self.paths, (str, os.PathLike)):
+            self.paths = [] if self.paths is None else [self.paths]
         if self.schema is not None and not isinstance(self.schema, (str, dict)):
-            raise ValueError(f"data.schema must be a YAML path or a mapping, got {type(self.schema).__name__}")
-        if int(self.negatives_per_positive) < 0:
-            raise ValueError(f"data.negatives_per_positive must be >= 0, got {self.negatives_per_positive}")
-        if not 0 <= self.value_valid_fraction < 1:
-            raise ValueError(f"data.value_valid_fraction must be in [0, 1), got {self.value_valid_fraction}")
-        if int(self.value_training_windows) < 1:
-            raise ValueError(f"data.value_training_windows must be >= 1, got {self.value_training_windows}")
-        for name in ("cutoff", "horizon_end"):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, str(value))
+            raise ValueError(f"data.schema: expected a YAML path or a mapping, got {type(self.schema).__name__}")
+        check_config(self, "data", choices={
+            "source": DATA_SOURCES,
+            "format": FORMATS,
+            "shape": DATA_SHAPES,
+            "split_by": ("auto", "time", "query"),
+        }, ranges={
+            "negatives_per_positive": ">= 0", "history_window_days": "> 0", "value_valid_fraction": "[0, 1)",
+            "value_training_windows": ">= 1", "min_query_rows": ">= 1", "seed": ">= 0",
+        })
 
     def resolved_split_by(self) -> str:
         """The split `split_by: auto` stands for with this shape."""
@@ -297,7 +303,8 @@ class JobConfig:
         evaluation: the `EvaluationConfig`.
         export: the `ExportConfig`.
         data: the `DataConfig`: the simulator (default) or the user's files.
-        output_dir: the run directory (model, metrics, resolved config).
+        output_dir: the run directory (model, metrics, resolved config);
+            default `runs/quickstart`, relative to the working directory.
     """
 
     simulator: SimulatorConfig = dataclasses.field(default_factory=SimulatorConfig)
@@ -311,28 +318,23 @@ class JobConfig:
     output_dir: str = "runs/quickstart"
 
     def __post_init__(self):
-        if isinstance(self.simulator, dict):
-            self.simulator = _from_dict(SimulatorConfig, self.simulator, "simulator")
-        if isinstance(self.model, dict):
-            self.model = ModelConfig.from_dict(self.model)
-        if isinstance(self.training, dict):
-            self.training = _from_dict(TrainingConfig, self.training, "training")
-        if isinstance(self.evaluation, dict):
-            self.evaluation = _from_dict(EvaluationConfig, self.evaluation, "evaluation")
-        if isinstance(self.export, dict):
-            self.export = _from_dict(ExportConfig, self.export, "export")
-        if isinstance(self.data, dict):
-            self.data = _from_dict(DataConfig, self.data, "data")
+        for name, cls in (("simulator", SimulatorConfig), ("model", ModelConfig), ("training", TrainingConfig),
+                          ("evaluation", EvaluationConfig), ("export", ExportConfig), ("data", DataConfig)):
+            if isinstance(getattr(self, name), dict) or getattr(self, name) is None:
+                setattr(self, name, from_dict(cls, getattr(self, name), name))
+        check_config(self, "config", ranges={"valid_fraction": "[0, 1)", "test_fraction": "[0, 1)"})
+        check_range("config.valid_fraction + config.test_fraction", self.valid_fraction + self.test_fraction,
+                    "[0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, config) -> "JobConfig":
-        return _from_dict(cls, config or {}, "config")
+    def from_dict(cls, config) -> JobConfig:
+        return from_dict(cls, config or {}, "config")
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "JobConfig":
+    def from_yaml(cls, path: str | os.PathLike) -> JobConfig:
         if not os.path.exists(path):
             raise FileNotFoundError(f"config file not found: {path}")
         with open(path, encoding="utf-8") as f:

@@ -14,21 +14,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from tfrec.config_validation import check_bert_preset, check_choice, check_config
+from tfrec.config_validation import from_dict as _from_dict
+
 VALUE_LOSSES = ("ziln", "mse", "huber")
 MULTITASK = ("shared_bottom", "mmoe", "ple")
 TASKS = ("retrieval", "ctr", "value", "relevance")
-
-
-def _from_dict(cls, config: dict[str, Any], where: str):
-    if config is None:
-        return cls()
-    if not isinstance(config, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(config).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
-    return cls(**config)
 
 
 @dataclasses.dataclass
@@ -67,14 +58,18 @@ class TextConfig:
     item_text: str = "shared"
 
     def __post_init__(self):
-        if self.item_text not in ("shared", "bag_of_words", "none"):
-            raise ValueError(
-                f"text.item_text must be 'shared', 'bag_of_words' or 'none', got {self.item_text!r}")
-        if self.pooling not in ("mean", "cls"):
-            raise ValueError(f"text.pooling must be 'mean' or 'cls', got {self.pooling!r}")
-        for name in ("query_sequence_length", "item_sequence_length"):
-            if int(getattr(self, name)) < 3:
-                raise ValueError(f"text.{name} must be >= 3, got {getattr(self, name)}")
+        check_config(self, "model.text", choices={
+            "preset": check_bert_preset,
+            "pooling": ("mean", "cls"),
+            "item_text": ("shared", "bag_of_words", "none"),
+        }, ranges={
+            "vocabulary_size": ">= 1", "hidden_dim": ">= 1", "num_layers": ">= 1", "num_heads": ">= 1",
+            "intermediate_dim": ">= 1", "dropout": "[0, 1)",
+            "query_sequence_length": ">= 3", "item_sequence_length": ">= 3",  # [CLS], a token, [SEP]
+        })
+        if self.preset is None and self.hidden_dim % self.num_heads:
+            raise ValueError(f"model.text.hidden_dim ({self.hidden_dim}) must be a multiple of "
+                             f"model.text.num_heads ({self.num_heads})")
 
     @classmethod
     def from_dict(cls, config):
@@ -144,22 +139,20 @@ class ModelConfig:
     def __post_init__(self):
         if isinstance(self.text, dict):
             self.text = TextConfig.from_dict(self.text)
-        if self.value_loss not in VALUE_LOSSES:
-            raise ValueError(f"model.value_loss must be one of {VALUE_LOSSES}, got {self.value_loss!r}")
-        if self.multitask not in MULTITASK:
-            raise ValueError(f"model.multitask must be one of {MULTITASK}, got {self.multitask!r}")
-        unknown = sorted(set(self.loss_weights) - set(TASKS))
-        if unknown:
-            raise ValueError(f"model.loss_weights: unknown task(s) {unknown}; tasks are {list(TASKS)}")
+        check_config(self, "model", choices={
+            "multitask": MULTITASK,
+            "value_loss": VALUE_LOSSES,
+        }, ranges={
+            "embedding_dim": ">= 1", "id_embedding_dim": ">= 1", "num_oov": ">= 1", "id_dropout": "[0, 1)",
+            "max_vocabulary": ">= 1", "tower_units": ">= 1", "dropout": "[0, 1)", "temperature": "> 0",
+            "num_hard_negatives": ">= 0", "cross_layers": ">= 0", "num_experts": ">= 1", "expert_units": ">= 1",
+            "loss_weights": ">= 0", "max_position": ">= 1", "seed": ">= 0",
+        })
+        for task in self.loss_weights:
+            check_choice("model.loss_weights", task, TASKS)
         weights = {"retrieval": 1.0, "ctr": 1.0, "value": 0.3, "relevance": 0.3}
         weights.update({k: float(v) for k, v in self.loss_weights.items()})
-        if any(v < 0 for v in weights.values()):
-            raise ValueError(f"model.loss_weights must be >= 0, got {weights}")
         self.loss_weights = weights
-        if self.temperature <= 0:
-            raise ValueError(f"model.temperature must be > 0, got {self.temperature}")
-        if not 0 <= self.id_dropout < 1:
-            raise ValueError(f"model.id_dropout must be in [0, 1), got {self.id_dropout}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

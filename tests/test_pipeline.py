@@ -47,10 +47,36 @@ def test_dataframe_pipeline_accounts_for_every_row(sim):
 
 
 def test_history_is_left_padded_and_keeps_most_recent():
-    from tfrec.data.pipeline import _pad_history
+    import tensorflow as tf
 
-    out = _pad_history([["a", "b", "c"], [], None], 2)
+    from tfrec.data.pipeline import fit_history, pad_history
+
+    out = pad_history([["a", "b", "c"], [], None], 2)
     assert out.tolist() == [["b", "c"], ["", ""], ["", ""]]
+    # Without a length: as wide as the longest list; NaN is no history; ids become strings.
+    assert pad_history([[1, 2], float("nan"), ["x"]]).tolist() == [["1", "2"], ["", ""], ["", "x"]]
+    assert pad_history([[], None]).tolist() == [[""], [""]]
+    # The graph version cuts and pads a request's history the same way.
+    from tfrec.schema import FeatureSchema
+
+    schema = FeatureSchema(user_history="h", history_length=2)
+    fitted = fit_history({"h": tf.constant([["a", "b", "c"], ["", "", "d"]])}, schema)["h"]
+    assert fitted.numpy().astype(str).tolist() == [["b", "c"], ["", "d"]]
+    short = fit_history({"h": tf.constant([["x"]])}, schema)["h"]
+    assert short.numpy().astype(str).tolist() == [["", "x"]]
+
+
+def test_parquet_folders_and_globs_expand_to_parquet_files(tmp_path):
+    from tfrec.data.pipeline import expand_paths
+
+    (tmp_path / "b.parquet").write_bytes(b"")
+    (tmp_path / "a.parquet").write_bytes(b"")
+    (tmp_path / "notes.csv").write_text("x")
+    assert expand_paths(tmp_path) == [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")]
+    assert expand_paths([str(tmp_path / "b.*")]) == [str(tmp_path / "b.parquet")]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no data files"):
+        expand_paths(tmp_path / "empty")
 
 
 def test_seeded_shuffle_is_reproducible(sim):

@@ -277,7 +277,7 @@ class FeatureSchema:
     def item_feature_names(self) -> list[str]:
         return self.column_names(ITEM_ROLES)
 
-    def restrict(self, columns) -> "FeatureSchema":
+    def restrict(self, columns) -> FeatureSchema:
         """The same mapping keeping only `columns` (e.g. those a table has)."""
         keep = set(columns)
         changes = {}
@@ -306,7 +306,7 @@ class FeatureSchema:
         return out
 
     @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> "FeatureSchema":
+    def from_dict(cls, config: dict[str, Any]) -> FeatureSchema:
         if not isinstance(config, dict):
             raise SchemaError(
                 f"schema must be a mapping of role -> column, got "
@@ -338,7 +338,7 @@ class FeatureSchema:
         return text
 
     @classmethod
-    def from_yaml(cls, path_or_text: str | os.PathLike) -> "FeatureSchema":
+    def from_yaml(cls, path_or_text: str | os.PathLike) -> FeatureSchema:
         """Loads a schema from a YAML file path or a YAML string."""
         text = str(path_or_text)
         if os.path.exists(text):

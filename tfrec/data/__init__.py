@@ -4,19 +4,18 @@ The tf.data helpers import TensorFlow; they load on first use so that
 `import tfrec.data` stays light.
 """
 
-import importlib
-
 from tfrec.data.simulator import SimulatedData, SimulatorConfig, simulate
 from tfrec.data.split import Split, time_split
 from tfrec.data.validation import (
+    RowAccounting,
     SchemaValidationError,
     ValidationIssue,
     ValidationReport,
     validate,
 )
+from tfrec.lazy_exports import lazy_getattr
 
 _LAZY = {
-    "RowAccounting": "tfrec.data.pipeline",
     "dataset_from_dataframe": "tfrec.data.pipeline",
     "dataset_from_parquet": "tfrec.data.pipeline",
     "to_tensors": "tfrec.data.pipeline",
@@ -25,14 +24,8 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'tfrec.data' has no attribute {name!r}")
-
-
+__getattr__ = lazy_getattr(__name__, _LAZY)
 __all__ = [
-    "SchemaValidationError", "SimulatedData", "SimulatorConfig", "Split",
+    "RowAccounting", "SchemaValidationError", "SimulatedData", "SimulatorConfig", "Split",
     "ValidationIssue", "ValidationReport", "simulate", "time_split", "validate",
-    *_LAZY,
-]
+] + list(_LAZY)

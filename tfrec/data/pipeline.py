@@ -25,17 +25,15 @@ print(accounting.summary())
 
 from __future__ import annotations
 
-import collections
-import dataclasses
-import glob
 import os
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tfrec.data.validation import ValidationReport, format_row_counts, validate
+from tfrec.data.readers import PARQUET_SUFFIXES, DataFileError, expand_data_paths
+from tfrec.data.validation import RowAccounting, validate
 from tfrec.schema import FeatureSchema, Kind, Role
 
 LABEL_KEYS = {
@@ -45,54 +43,37 @@ LABEL_KEYS = {
 }
 
 
-@dataclasses.dataclass
-class RowAccounting:
-    """Counts rows through a pipeline: read = used + rejected, by reason."""
+def pad_history(lists: Iterable, length: int | None = None) -> np.ndarray:
+    """`[rows, length]` ids as strings: each list's last `length` ids, left-padded with "".
 
-    rows_read: int = 0
-    rows_used: int = 0
-    rejected: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-
-    @property
-    def rows_rejected(self) -> int:
-        return sum(self.rejected.values())
-
-    def add(self, report: ValidationReport) -> None:
-        self.rows_read += report.rows_read
-        self.rows_used += report.rows_used
-        self.rejected.update(report.rejected_by_reason)
-        self.check()
-
-    def check(self) -> None:
-        if self.rows_read != self.rows_used + self.rows_rejected:
-            raise AssertionError(
-                f"row accounting broken: read {self.rows_read} != used "
-                f"{self.rows_used} + rejected {self.rows_rejected}"
-            )
-
-    def summary(self) -> str:
-        return format_row_counts(self.rows_read, self.rows_used, dict(self.rejected))
-
-    def to_dict(self) -> dict:
-        return {
-            "rows_read": self.rows_read,
-            "rows_used": self.rows_used,
-            "rows_rejected": self.rows_rejected,
-            "rejected_by_reason": dict(self.rejected),
-        }
-
-
-def _pad_history(lists: Iterable, length: int) -> np.ndarray:
-    """Keeps the last `length` ids of each list, left-padded with ""."""
-    lists = list(lists)
+    None or NaN is an empty history; `length=None` is the longest list's
+    length (at least 1). `fit_history` does the same to a batch in the graph.
+    """
+    lists = [[] if v is None or (isinstance(v, float) and np.isnan(v)) else list(v) for v in lists]
+    if length is None:
+        length = max([1, *map(len, lists)])
     out = np.full((len(lists), length), "", dtype=object)
     for i, items in enumerate(lists):
-        if items is None:
-            continue
-        items = list(items)[-length:]
+        items = items[len(items) - length:] if len(items) > length else items
         if items:
-            out[i, length - len(items):] = items
+            out[i, length - len(items):] = [x if isinstance(x, str) else str(x) for x in items]
     return out
+
+
+def fit_history(features: dict, schema: FeatureSchema) -> dict:
+    """`features` with the `[batch, n]` history tensor cut or left-padded with "" to `history_length` (latest kept).
+
+    The graph version of `pad_history`, for requests whose history has any width.
+    """
+    name = schema.user_history
+    if not name or name not in features:
+        return features
+    features = dict(features)
+    length = schema.history_length
+    history = features[name]
+    pad = tf.fill([tf.shape(history)[0], length], "")
+    features[name] = tf.concat([pad, history], axis=1)[:, -length:]
+    return features
 
 
 def feature_spec(schema: FeatureSchema) -> dict[str, tf.TensorSpec]:
@@ -130,7 +111,7 @@ def to_tensors(
             continue
         values = df[col.name]
         if col.kind == Kind.ID_LIST:
-            features[col.name] = _pad_history(values, schema.history_length)
+            features[col.name] = pad_history(values, schema.history_length)
         elif col.kind in (Kind.TEXT, Kind.ID, Kind.CATEGORICAL):
             features[col.name] = values.to_numpy(dtype=object)
         else:
@@ -183,25 +164,15 @@ def dataset_from_dataframe(
 
 
 def expand_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
-    """Expands a path, a glob or a list of them into sorted file paths."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    out = []
-    for p in paths:
-        p = os.fspath(p)
-        matches = sorted(glob.glob(p)) if any(c in p for c in "*?[") else [p]
-        if not matches:
-            raise FileNotFoundError(f"no files match {p!r}")
-        for m in matches:
-            if os.path.isdir(m):
-                out += sorted(glob.glob(os.path.join(m, "*.parquet")))
-            elif not os.path.exists(m):
-                raise FileNotFoundError(f"data file not found: {m}")
-            else:
-                out.append(m)
-    if not out:
-        raise FileNotFoundError(f"no parquet files in {paths!r}")
-    return out
+    """Files named by paths, globs or folders (their parquet files); see `expand_data_paths`.
+
+    Raises:
+        FileNotFoundError: an argument matches no file.
+    """
+    try:
+        return expand_data_paths(paths, suffixes=PARQUET_SUFFIXES)
+    except DataFileError as e:
+        raise FileNotFoundError(str(e)) from None
 
 
 def iter_parquet_chunks(

@@ -20,12 +20,16 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-from tfrec.data.pipeline import RowAccounting
-from tfrec.data.validation import SchemaValidationError, ValidationIssue, validate
+from tfrec.data.validation import (
+    RowAccounting,
+    SchemaValidationError,
+    ValidationIssue,
+    validate,
+)
 from tfrec.schema import FeatureSchema
 
 FORMATS = ("auto", "csv", "parquet")
@@ -39,11 +43,13 @@ class DataFileError(ValueError):
     """A data file that cannot be found or read; the message names it."""
 
 
-def expand_data_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+def expand_data_paths(paths: str | os.PathLike | Iterable[str | os.PathLike],
+                      suffixes: tuple[str, ...] = CSV_SUFFIXES + PARQUET_SUFFIXES) -> list[str]:
     """Files named by paths, globs (`logs/*.csv`, `**` included) or folders.
 
-    A folder stands for the CSV and parquet files directly inside it. The
-    result is sorted within each argument and keeps the arguments' order.
+    A folder stands for the files directly inside it whose names end with one
+    of `suffixes` (default: CSV and parquet). The result is sorted within each
+    argument and keeps the arguments' order.
 
     Raises:
         DataFileError: an argument matches no file.
@@ -58,10 +64,9 @@ def expand_data_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) ->
             raise DataFileError(f"no files match {p!r}")
         for m in matches:
             if os.path.isdir(m):
-                inside = sorted(f for f in glob.glob(os.path.join(m, "*"))
-                                if f.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES))
+                inside = sorted(f for f in glob.glob(os.path.join(m, "*")) if f.lower().endswith(suffixes))
                 if not inside:
-                    raise DataFileError(f"folder {m!r} holds no CSV or parquet files")
+                    raise DataFileError(f"folder {m!r} holds no data files (names ending {', '.join(suffixes)})")
                 out += inside
             elif not os.path.exists(m):
                 raise DataFileError(f"data file not found: {m}")

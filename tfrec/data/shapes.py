@@ -28,6 +28,7 @@ data.train, data.test          # customers x (features, future_value)
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
 import numpy as np
@@ -184,7 +185,7 @@ def add_history(frame: pd.DataFrame, schema: FeatureSchema, column: str = HISTOR
     history = np.empty(len(frame), dtype=object)
     order = np.argsort(users, kind="stable")  # time order kept within each user
     bounds = np.flatnonzero(np.r_[True, users[order][1:] != users[order][:-1], True])
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         rows = order[a:b]
         t = times[rows]
         its = items[rows]

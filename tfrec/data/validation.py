@@ -38,7 +38,7 @@ REASON_COLUMN = "_reject_reason"
 class SchemaValidationError(SchemaError):
     """A table does not fit its schema. `issues` lists each problem."""
 
-    def __init__(self, issues: list["ValidationIssue"], rows: int, source: str = ""):
+    def __init__(self, issues: list[ValidationIssue], rows: int, source: str = ""):
         self.issues = list(issues)
         where = f" in {source}" if source else ""
         lines = [f"{len(issues)} schema problem(s){where} ({rows} rows):"]
@@ -90,6 +90,43 @@ class ValidationReport:
 
     def summary(self) -> str:
         return format_row_counts(self.rows_read, self.rows_used, self.rejected_by_reason)
+
+
+@dataclasses.dataclass
+class RowAccounting:
+    """Counts rows through a pipeline: read = used + rejected, by reason."""
+
+    rows_read: int = 0
+    rows_used: int = 0
+    rejected: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    def add(self, report: ValidationReport) -> None:
+        self.rows_read += report.rows_read
+        self.rows_used += report.rows_used
+        self.rejected.update(report.rejected_by_reason)
+        self.check()
+
+    def check(self) -> None:
+        if self.rows_read != self.rows_used + self.rows_rejected:
+            raise AssertionError(
+                f"row accounting broken: read {self.rows_read} != used "
+                f"{self.rows_used} + rejected {self.rows_rejected}"
+            )
+
+    def summary(self) -> str:
+        return format_row_counts(self.rows_read, self.rows_used, dict(self.rejected))
+
+    def to_dict(self) -> dict:
+        return {
+            "rows_read": self.rows_read,
+            "rows_used": self.rows_used,
+            "rows_rejected": self.rows_rejected,
+            "rejected_by_reason": dict(self.rejected),
+        }
 
 
 def format_row_counts(rows_read: int, rows_used: int, rejected_by_reason: dict) -> str:
@@ -193,61 +230,45 @@ class _ColumnChecker:
         if _is_text_dtype(s):
             parsed = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             bad = np.isnan(parsed) & ~null
-            if bad.all() and len(s):
-                self.table_issue(
-                    "wrong dtype",
-                    int(bad.sum()),
-                    f"expected numbers, got {s.dtype} such as {_sample(s[bad])}",
-                )
+            if self._unparsed(s, bad, f"expected numbers, got {s.dtype} such as",
+                              "not parseable as a number, e.g."):
                 return None
-            self.row_problem(
-                "wrong dtype",
-                bad,
-                f"not parseable as a number, e.g. {_sample(s[bad])}",
-            )
             return parsed
         self.table_issue("wrong dtype", len(s), f"expected numbers, got {s.dtype}")
         return None
 
     def _check_numeric(self, s, null):
         values = self._to_float(s, null)
-        if values is None:
-            return
-        self.row_problem("not finite", np.isinf(values))
-        self.converted = pd.Series(values, index=s.index)
+        if values is not None:
+            self.row_problem("not finite", np.isinf(values))
+            self.converted = pd.Series(values, index=s.index)
+        return values
 
     def _check_nonnegative(self, s, null):
-        values = self._to_float(s, null)
-        if values is None:
-            return
-        self.row_problem("not finite", np.isinf(values))
-        negative = values < 0
-        self.row_problem(
-            "negative value", negative,
-            f"min {np.nanmin(values[negative]) if negative.any() else ''}",
-        )
-        self.converted = pd.Series(values, index=s.index)
+        values = self._check_numeric(s, null)
+        if values is not None:
+            negative = values < 0
+            self.row_problem(
+                "negative value", negative,
+                f"min {np.nanmin(values[negative]) if negative.any() else ''}",
+            )
 
     def _check_binary(self, s, null):
-        values = self._to_float(s, null)
-        if values is None:
-            return
-        bad = ~null & ~np.isin(values, (0.0, 1.0)) & ~np.isnan(values)
-        self.row_problem(
-            "label out of range", bad,
-            f"expected 0 or 1, got e.g. {_sample(np.unique(values[bad]))}",
-        )
-        self.converted = pd.Series(values, index=s.index)
+        self._check_label(s, null, lambda v: np.isin(v, (0.0, 1.0)), "0 or 1")
 
     def _check_bounded(self, s, null):
+        low, high = self.schema.relevance_range
+        self._check_label(s, null, lambda v: (v >= low) & (v <= high), f"[{low:g}, {high:g}]")
+
+    def _check_label(self, s, null, allowed, expected):
+        """A label column: numbers for which `allowed(values)` holds (nulls aside)."""
         values = self._to_float(s, null)
         if values is None:
             return
-        low, high = self.schema.relevance_range
-        bad = ~np.isnan(values) & ((values < low) | (values > high))
+        bad = ~np.isnan(values) & ~allowed(values)
         self.row_problem(
             "label out of range", bad,
-            f"expected [{low:g}, {high:g}], got e.g. {_sample(np.unique(values[bad]))}",
+            f"expected {expected}, got e.g. {_sample(np.unique(values[bad]))}",
         )
         self.converted = pd.Series(values, index=s.index)
 
@@ -259,14 +280,8 @@ class _ColumnChecker:
             parsed = pd.to_datetime(s, errors="coerce", utc=False, format="mixed") \
                 if _is_text_dtype(s) else pd.to_datetime(s, unit="s", errors="coerce")
             bad = parsed.isna().to_numpy() & ~null
-            if bad.all() and len(s):
-                self.table_issue(
-                    "wrong dtype", int(bad.sum()),
-                    f"expected timestamps, got {s.dtype} such as {_sample(s[bad])}",
-                )
-                return
-            self.row_problem("wrong dtype", bad, f"not a timestamp, e.g. {_sample(s[bad])}")
-            self.converted = parsed
+            if not self._unparsed(s, bad, f"expected timestamps, got {s.dtype} such as", "not a timestamp, e.g."):
+                self.converted = parsed
             return
         self.table_issue("wrong dtype", len(s), f"expected timestamps, got {s.dtype}")
 
@@ -280,14 +295,20 @@ class _ColumnChecker:
 
         lists = s.astype(object).map(to_list)
         bad = lists.isna().to_numpy()
+        if not self._unparsed(s, bad, "expected lists of item ids, got e.g.", "expected a list of item ids, got e.g."):
+            self.converted = lists.where(~bad, None)
+
+    def _unparsed(self, s, bad, column_problem, row_problem) -> bool:
+        """Reports the values of `s` that do not parse (`bad`); True if none does (the column is unusable).
+
+        All rows bad is a table issue (the column cannot hold its role); some
+        rows bad are row problems. Each message ends with examples.
+        """
         if bad.all() and len(s):
-            self.table_issue(
-                "wrong dtype", int(bad.sum()),
-                f"expected lists of item ids, got e.g. {_sample(s[bad])}",
-            )
-            return
-        self.row_problem("wrong dtype", bad, f"expected a list of item ids, got e.g. {_sample(s[bad])}")
-        self.converted = lists.where(~bad, None)
+            self.table_issue("wrong dtype", int(bad.sum()), f"{column_problem} {_sample(s[bad])}")
+            return True
+        self.row_problem("wrong dtype", bad, f"{row_problem} {_sample(s[bad])}")
+        return False
 
 
 def validate(
@@ -350,11 +371,11 @@ def validate(
         for problem, mask, detail in checker.row_problems:
             issue = ValidationIssue(checker.spec.name, problem, int(mask.sum()), detail)
             row_issues.append(issue)
-            reason[mask & (reason == None)] = issue.reason  # noqa: E711
+            reason[mask & (reason == None)] = issue.reason
     if row_issues and on_bad_rows == "raise":
         raise SchemaValidationError(row_issues, n, source)
 
-    bad = reason != None  # noqa: E711
+    bad = reason != None
     out = df.copy()
     for checker in checkers:
         if checker.converted is not None:

@@ -4,7 +4,7 @@ Importing this package loads neither TensorFlow Serving protos nor servers;
 submodules do on use.
 """
 
-import importlib
+from tfrec.lazy_exports import lazy_getattr
 
 _LAZY = {
     "ServingClient": "tfrec.serving.client",
@@ -12,12 +12,5 @@ _LAZY = {
     "LocalModelServer": "tfrec.serving.server",
     "run_load_test": "tfrec.serving.load_test",
 }
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'tfrec.serving' has no attribute {name!r}")
-
-
+__getattr__ = lazy_getattr(__name__, _LAZY)
 __all__ = list(_LAZY)

@@ -39,7 +39,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shutil
 import time
 import uuid
@@ -50,7 +49,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tfrec.data.pipeline import feature_spec
+from tfrec.data.pipeline import feature_spec, fit_history
+from tfrec.export.ops import version_numbers
 from tfrec.export.retrieval_index import BruteForceIndex, make_index
 from tfrec.models.inference import encode_items, features_of
 
@@ -97,19 +97,6 @@ def serving_specs(schema) -> dict[str, dict[str, tf.TensorSpec]]:
     }
 
 
-def _fit_history(features, schema):
-    """Pads or truncates a `[batch, n]` history to the model's length (keeps the latest)."""
-    name = schema.user_history
-    if not name or name not in features:
-        return features
-    features = dict(features)
-    length = schema.history_length
-    history = features[name]
-    pad = tf.fill([tf.shape(history)[0], length], "")
-    features[name] = tf.concat([pad, history], axis=1)[:, -length:]
-    return features
-
-
 def _package_versions():
     out = {}
     for pkg in ("tfrec", "tensorflow", "keras", "keras-hub", "keras-nlp", "keras-rs", "tensorflow-text",
@@ -119,12 +106,6 @@ def _package_versions():
         except metadata.PackageNotFoundError:
             out[pkg] = None
     return out
-
-
-def _numeric_versions(model_dir):
-    if not os.path.isdir(model_dir):
-        return []
-    return sorted(int(d) for d in os.listdir(model_dir) if re.fullmatch(r"\d+", d))
 
 
 def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, index=None):
@@ -145,18 +126,18 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, inde
     value_keys = ("user_value", "value_probability")
 
     def score(features):
-        out = model(_fit_history(features, schema), training=False)
+        out = model(fit_history(features, schema), training=False)
         keys = ("ctr", "score", "relevance") + value_keys
         return {k: out[k] for k in keys if k in out}
 
     def encode_query(features):
-        return {"query_embedding": model.encode_query(_fit_history(features, schema))}
+        return {"query_embedding": model.encode_query(fit_history(features, schema))}
 
     def encode_item(features):
         return {"item_embedding": model.encode_item(features)}
 
     def user_value(features):
-        out = model.predict_user_value(_fit_history(features, schema))
+        out = model.predict_user_value(fit_history(features, schema))
         return {k: out[k] for k in value_keys if k in out}
 
     num_items = len(catalog_ids)
@@ -165,7 +146,7 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, inde
         features = dict(features)
         k = tf.cast(tf.reshape(features.pop("k"), [-1]), tf.int32)
         exclude = features.pop("exclude_item_ids")
-        query = model.encode_query(_fit_history(features, schema))
+        query = model.encode_query(fit_history(features, schema))
         # Exclusions are applied before top-k (so a row still gets k items)
         # and K varies per request: keras-rs BruteForceRetrieval fixes k at
         # construction and has no exclusions, hence the scan is written here.
@@ -301,7 +282,7 @@ def export_model(
     t0 = time.time()
     model_dir = os.path.join(base_dir, model_name)
     os.makedirs(model_dir, exist_ok=True)
-    existing = _numeric_versions(model_dir)
+    existing = version_numbers(model_dir)
     version = int(version) if version is not None else (existing[-1] + 1 if existing else 1)
     final = os.path.join(model_dir, str(version))
     if os.path.exists(final):
@@ -352,7 +333,7 @@ def export_model(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     export_seconds = time.time() - t0
-    for old in _numeric_versions(model_dir)[:-keep_versions] if keep_versions > 0 else []:
+    for old in version_numbers(model_dir)[:-keep_versions] if keep_versions > 0 else []:
         # Renamed away first, so a poller never sees a half-deleted version.
         doomed = os.path.join(model_dir, f".deleting-{old}-{uuid.uuid4().hex[:8]}")
         os.rename(os.path.join(model_dir, str(old)), doomed)

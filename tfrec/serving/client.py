@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tfrec.data.pipeline import pad_history
+
 
 class ServingError(Exception):
     """A failed call: the gRPC status code and the server's message."""
@@ -54,7 +56,10 @@ class ServingClient:
     def __init__(self, target, model_name="tfrec", version=None, version_label=None, timeout=5.0,
                  retries=3, backoff=0.1, root_certificates=None, max_message_bytes=64 << 20,
                  channel_options=()):
-        from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+        from tensorflow_serving.apis import (
+            model_service_pb2_grpc,
+            prediction_service_pb2_grpc,
+        )
 
         if version is not None and version_label is not None:
             raise ValueError("give version or version_label, not both")
@@ -173,10 +178,7 @@ class ServingClient:
                                  f"{sorted(sigs[signature]['inputs'])}")
             column = frame[name]
             if len(shape) == 2:  # a list column (user history)
-                lists = [list(v) if v is not None and not (isinstance(v, float) and np.isnan(v)) else []
-                         for v in column]
-                width = max(1, max(len(v) for v in lists))
-                out[name] = np.array([[""] * (width - len(v)) + [str(x) for x in v] for v in lists], dtype=object)
+                out[name] = pad_history(column)
             elif dtype == "string":
                 out[name] = column.astype(str).to_numpy(dtype=object)
             else:

@@ -40,7 +40,6 @@ import http.server
 import json
 import logging
 import os
-import re
 import threading
 import time
 
@@ -48,6 +47,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 
+from tfrec.export.ops import read_saved_model, version_numbers
 from tfrec.serving.client import from_tensor_proto, to_tensor_proto
 
 log = logging.getLogger("tfrec.serving")
@@ -82,12 +82,9 @@ class Servable:
 
 def _load_servable(path, version) -> Servable:
     import tensorflow_text  # noqa: F401  (registers the TF Text ops)
-    from tensorflow.core.protobuf import saved_model_pb2
 
     loaded = tf.saved_model.load(path)
-    sm = saved_model_pb2.SavedModel()
-    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-        sm.ParseFromString(f.read())
+    sm = read_saved_model(path)
     signature_defs = {k: v for k, v in sm.meta_graphs[0].signature_def.items() if not k.startswith("__")}
     input_specs = {}
     for name in signature_defs:
@@ -319,16 +316,9 @@ class LocalModelServer:
     def _model_dir(self):
         return os.path.join(self.base_dir, self.model_name)
 
-    def _on_disk(self):
-        d = self._model_dir()
-        if not os.path.isdir(d):
-            return []
-        return sorted(int(v) for v in os.listdir(d)
-                      if re.fullmatch(r"\d+", v) and os.path.exists(os.path.join(d, v, "saved_model.pb")))
-
     def refresh(self):
         """Loads new versions and unloads old ones (the poller calls this)."""
-        wanted = self._on_disk()[-self.keep_versions:]
+        wanted = version_numbers(self._model_dir(), complete=True)[-self.keep_versions:]
         for version in wanted:
             if version not in self.servables:
                 t = time.time()
@@ -401,7 +391,7 @@ class LocalModelServer:
                                f"got {tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else 'none'}")
             try:
                 value = from_tensor_proto(proto)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 raise _invalid(f"input '{name}': malformed tensor ({e})") from e
             if value.ndim != len(spec.shape):
                 raise _invalid(f"input '{name}': expects rank {len(spec.shape)} (shape {spec.shape}), "
@@ -517,7 +507,10 @@ class LocalModelServer:
 
     def start(self, wait_for_model_seconds=60.0):
         """Starts polling, the gRPC server and the HTTP probe server."""
-        from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+        from tensorflow_serving.apis import (
+            model_service_pb2_grpc,
+            prediction_service_pb2_grpc,
+        )
 
         self.refresh()
         server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=self.workers),

@@ -171,21 +171,14 @@ class SimulatedData:
         )
 
     def user_schema(self) -> FeatureSchema:
-        """Schema of `users`: user features and the future value label."""
+        """Schema of `users`: user features (no query) and the future value label."""
         s = self.schema()
-        return FeatureSchema(
-            user_id=s.user_id, user_categorical=s.user_categorical,
-            user_numeric=s.user_numeric, user_history=s.user_history,
-            value_label=s.value_label, history_length=s.history_length,
-        )
+        return s.restrict([c for c in s.user_feature_names if c != s.query_text] + [s.value_label])
 
     def item_schema(self) -> FeatureSchema:
         """Schema of `items`: the catalog's features."""
         s = self.schema()
-        return FeatureSchema(
-            item_id=s.item_id, item_text=s.item_text,
-            item_categorical=s.item_categorical, item_price=s.item_price,
-        )
+        return s.restrict(s.item_feature_names)
 
     def summary(self) -> dict:
         imp = self.impressions
@@ -205,10 +198,6 @@ class SimulatedData:
 
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
-
-
-def _logit(p):
-    return np.log(p / (1 - p))
 
 
 class _Catalog:

@@ -128,7 +128,7 @@ def test_configurations_train(data, kw):
     if kw.get("use_text") is False:
         assert model.text_encoder is None
     if "text" in kw:
-        assert model.item_text_encoder is not None and not model.item_text_enabled
+        assert model.item_tower.title_encoder is not None and model.item_tower.text_encoder is None
 
 
 def test_schema_without_labels_of_some_tasks(data):
@@ -140,6 +140,50 @@ def test_schema_without_labels_of_some_tasks(data):
     history = fit_briefly(model, df, schema, steps=2)
     assert "value_loss" not in history.history and "relevance_loss" not in history.history
     assert "relevance" not in predict_dataframe(model, df.head(3))
+
+
+def _fit_without_gradient_warnings(model, df, schema, steps=2):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = fit_briefly(model, df, schema, steps=steps)
+    missing = [str(w.message) for w in caught if "Gradients do not exist" in str(w.message)]
+    assert not missing, missing
+    return history
+
+
+@pytest.mark.parametrize("shape", ["search_without_clicks", "clicks_only", "transactions"])
+def test_each_data_shape_builds_only_its_tasks(data, shape):
+    """A model has exactly the tasks its labels support, and every weight it has gets a gradient."""
+    from tfrec.models import UserValueModel
+
+    sim, df = data
+    schema = sim.schema()
+    if shape == "search_without_clicks":
+        schema.click_label = None
+        schema.value_label = None
+        expected, absent = {"retrieval", "relevance"}, {"ctr", "value_logits", "user_value"}
+    elif shape == "clicks_only":
+        schema.relevance_label = None
+        schema.value_label = None
+        expected, absent = {"retrieval", "ctr"}, {"relevance", "user_value"}
+    else:  # one row per customer: user features and a value label, no item side
+        for role in ("item_id", "item_text", "item_price", "query_text", "click_label", "relevance_label",
+                     "position", "user_history"):
+            setattr(schema, role, None)
+        schema.item_categorical, schema.item_numeric = [], []
+        df = df.drop_duplicates(schema.user_id)
+        expected, absent = {"value"}, {"score", "ctr", "item_embedding"}
+    model = build_model(schema, small_config(), df)
+    assert set(model.task_names) == expected
+    _fit_without_gradient_warnings(model, df, schema)
+    out = predict_dataframe(model, df.head(3))
+    assert not absent & set(out), sorted(absent & set(out))
+    if shape == "transactions":
+        assert isinstance(model, UserValueModel) and out["user_value"].shape == (3,)
+    else:
+        assert model.ctr_task is None if "ctr" not in expected else model.ctr_task is not None
 
 
 def test_value_labels_given_as_nan_are_skipped(data):
@@ -178,8 +222,9 @@ def test_task_losses_match_hand_computation(trained, data):
     logits = q @ i.T / model.config.temperature
     ids = rows.item_id.to_numpy()
     logits = np.where((ids[:, None] == ids[None, :]) & ~np.eye(len(ids), dtype=bool), -1e9, logits)
-    index = model.item_encoder.item_index(features).numpy()
-    logits = logits - np.log(np.clip(model.item_sampling_probability.numpy()[index], 1e-6, 1))[None, :]
+    index = model.item_tower.item_index(features).numpy()
+    prob = model.retrieval_task.item_sampling_probability.numpy()
+    logits = logits - np.log(np.clip(prob[index], 1e-6, 1))[None, :]
     logits = logits - logits.max(axis=1, keepdims=True)
     per_row = -(np.diag(logits) - np.log(np.exp(logits).sum(axis=1)))
     expected = (per_row * y).sum() / max(y.sum(), 1)

@@ -18,16 +18,9 @@ ctr_in, relevance_in = block(features)   # one tensor per task
 import keras
 import tensorflow as tf
 
+from tfrec.layers.mlp import mlp
+
 STRUCTURES = ("shared_bottom", "mmoe", "ple")
-
-
-def _mlp(units, activation, dropout, name):
-    layers = []
-    for i, u in enumerate(units):
-        layers.append(keras.layers.Dense(u, activation=activation, name=f"{name}_dense_{i}"))
-        if dropout:
-            layers.append(keras.layers.Dropout(dropout, name=f"{name}_dropout_{i}"))
-    return keras.Sequential(layers, name=name)
 
 
 @keras.saving.register_keras_serializable(package="tfrec")
@@ -59,17 +52,27 @@ class MultiTaskBlock(keras.layers.Layer):
         self.activation = activation
         self.dropout = float(dropout)
         if structure == "shared_bottom":
-            self.bottom = _mlp(self.units, activation, dropout, "shared_bottom")
+            self.bottom = mlp(self.units, "shared_bottom", dropout, activation)
             return
-        self.experts = [_mlp(self.units, activation, dropout, f"expert_{i}") for i in range(self.num_experts)]
+        self.experts = [mlp(self.units, f"expert_{i}", dropout, activation) for i in range(self.num_experts)]
         n_gate = self.num_experts
         if structure == "ple":
             self.task_experts = [
-                [_mlp(self.units, activation, dropout, f"task_{t}_expert_{i}") for i in range(self.num_task_experts)]
+                [mlp(self.units, f"task_{t}_expert_{i}", dropout, activation) for i in range(self.num_task_experts)]
                 for t in range(self.num_tasks)
             ]
             n_gate += self.num_task_experts
         self.gates = [keras.layers.Dense(n_gate, activation="softmax", name=f"gate_{t}") for t in range(self.num_tasks)]
+
+    def build(self, input_shape):
+        if self.structure == "shared_bottom":
+            self.bottom.build(input_shape)
+        else:
+            for expert in self.experts + [e for task in getattr(self, "task_experts", []) for e in task]:
+                expert.build(input_shape)
+            for gate in self.gates:
+                gate.build(input_shape)
+        self.built = True
 
     def call(self, x, training=False):
         if self.structure == "shared_bottom":

@@ -1,7 +1,10 @@
-"""Models: the two-tower multi-task model, its configuration and builder."""
+"""Models: towers and tasks composed for a data shape, their configuration and builder."""
 
-from tfrec.models.builder import build_model, build_text_encoder
+from tfrec.models.builder import build_model, build_text_encoder, task_names
 from tfrec.models.config import ModelConfig, TextConfig
+from tfrec.models.task_model import TaskModel
 from tfrec.models.two_tower import TwoTowerModel
+from tfrec.models.user_value_model import UserValueModel
 
-__all__ = ["ModelConfig", "TextConfig", "TwoTowerModel", "build_model", "build_text_encoder"]
+__all__ = ["ModelConfig", "TaskModel", "TextConfig", "TwoTowerModel", "UserValueModel", "build_model",
+           "build_text_encoder", "task_names"]

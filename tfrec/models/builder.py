@@ -1,4 +1,11 @@
-"""`build_model`: a `TwoTowerModel` sized and initialised from a training table.
+"""`build_model`: a model sized and initialised from a training table, with the tasks its data has.
+
+The schema decides the composition: item features give a `TwoTowerModel`
+(query and item towers) with a `RetrievalTask`, a `CtrTask` where there are
+clicks, a `RelevanceTask` where there are graded labels and a
+`UserValueTask` where there are value labels; a table without item features
+(one row per customer) gives a `UserValueModel`. A task whose loss weight is
+0 is left out, so no head is built that the data cannot train.
 
 Vocabularies of ids and categories, numeric scaling statistics, item
 popularity for the logQ correction and, for a from-scratch BERT, the WordPiece
@@ -18,12 +25,17 @@ import numpy as np
 import pandas as pd
 
 from tfrec.layers.bag_of_words_encoder import BagOfWordsEncoder
+from tfrec.layers.cross_network import CrossNetwork
 from tfrec.layers.feature_encoders import ItemFeatureEncoder, UserFeatureEncoder
+from tfrec.layers.multi_task_block import MultiTaskBlock
 from tfrec.layers.numeric_features import NumericFeatures
 from tfrec.layers.text_encoder import TextEncoder, minilm_preset_dir
 from tfrec.models.config import ModelConfig
 from tfrec.models.two_tower import TwoTowerModel
+from tfrec.models.user_value_model import UserValueModel
 from tfrec.schema import FeatureSchema
+from tfrec.tasks import CtrTask, RelevanceTask, RetrievalTask, UserValueTask
+from tfrec.towers import ItemTower, QueryTower
 
 
 def _vocabulary(values, max_size) -> list[str]:
@@ -65,28 +77,55 @@ def build_text_encoder(config: ModelConfig, corpus) -> TextEncoder:
     return encoder
 
 
+def task_names(schema: FeatureSchema, config: ModelConfig) -> list[str]:
+    """The tasks a model of `schema` trains: those with labels (or item features) and a loss weight > 0."""
+    has = {"retrieval": bool(schema.item_feature_names), "ctr": bool(schema.click_label),
+           "value": bool(schema.value_label), "relevance": bool(schema.relevance_label)}
+    if not has["retrieval"]:  # no item tower: only user value
+        has.update(ctr=False, relevance=False)
+    return [t for t in ("retrieval", "ctr", "value", "relevance") if has[t] and config.loss_weights[t] > 0]
+
+
 def build_model(schema: FeatureSchema, config: ModelConfig | None, train_df: pd.DataFrame,
-                text_encoder: TextEncoder | None = None) -> TwoTowerModel:
-    """Builds a `TwoTowerModel` for `schema` from validated training rows.
+                text_encoder: TextEncoder | None = None) -> TwoTowerModel | UserValueModel:
+    """Builds the model of `schema` from validated training rows.
 
     Args:
         schema: the column mapping.
         config: the `ModelConfig` (defaults if None).
         train_df: validated training rows (`validate(...).valid`).
         text_encoder: reuse this encoder instead of building one.
+
+    Returns a `TwoTowerModel`, or a `UserValueModel` when the schema has no
+    item features.
     """
     config = config or ModelConfig()
     if len(train_df) == 0:
         raise ValueError("build_model: the training table is empty")
+    tasks = task_names(schema, config)
+    if not tasks:
+        raise ValueError("build_model: nothing to train: the schema has no item features and no value label, "
+                         f"or their loss_weights are 0 (loss_weights: {config.loss_weights})")
+    if not schema.item_feature_names:
+        # The value task reads the profile, which carries no user id: no id
+        # embedding to train. Nothing else trains the profile: the value task must.
+        user_encoder = _user_encoder(schema, config, train_df, with_id=False)
+        value = UserValueTask(config.value_loss, detach_profile=False, dropout=config.dropout, name="value")
+        return UserValueModel(schema, config, user_encoder, value, name="user_value")
+    return _two_tower(schema, config, train_df, tasks, _user_encoder(schema, config, train_df), text_encoder)
+
+
+def _user_encoder(schema, config, train_df, with_id=True):
     emb = config.id_embedding_dim
-    item_vocab = _vocabulary(train_df[schema.item_id], config.max_vocabulary) if schema.item_id else []
     history_vocab = []
     if schema.user_history:
+        item_vocab = _vocabulary(train_df[schema.item_id], config.max_vocabulary) if schema.item_id else []
         ids = [i for hist in train_df[schema.user_history] for i in (hist if hist is not None else [])]
         history_vocab = _vocabulary(list(item_vocab) + ids, config.max_vocabulary)
-    user_encoder = UserFeatureEncoder(
-        id_column=schema.user_id,
-        id_vocabulary=_vocabulary(train_df[schema.user_id], config.max_vocabulary) if schema.user_id else [],
+    id_column = schema.user_id if with_id else None
+    return UserFeatureEncoder(
+        id_column=id_column,
+        id_vocabulary=_vocabulary(train_df[schema.user_id], config.max_vocabulary) if id_column else [],
         history_column=schema.user_history, history_vocabulary=history_vocab,
         id_dropout=config.id_dropout,
         categorical={c: _vocabulary(train_df[c], config.max_vocabulary) for c in schema.user_categorical},
@@ -94,6 +133,11 @@ def build_model(schema: FeatureSchema, config: ModelConfig | None, train_df: pd.
         embedding_dim=emb, num_oov=config.num_oov, seed=config.seed, name="user_features",
         dtype="float32",  # exact numerics under mixed precision; the lookups are cheap
     )
+
+
+def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder):
+    emb = config.id_embedding_dim
+    item_vocab = _vocabulary(train_df[schema.item_id], config.max_vocabulary) if schema.item_id else []
     item_numeric = ([schema.item_price] if schema.item_price else []) + schema.item_numeric
     item_encoder = ItemFeatureEncoder(
         id_column=schema.item_id, id_vocabulary=item_vocab, price_column=schema.item_price,
@@ -104,13 +148,15 @@ def build_model(schema: FeatureSchema, config: ModelConfig | None, train_df: pd.
         embedding_dim=emb, num_oov=config.num_oov, seed=config.seed, name="item_features",
         dtype="float32",  # exact numerics under mixed precision; the lookups are cheap
     )
-    if config.use_text and text_encoder is None and (schema.query_text or schema.item_text):
+    # The BERT is built only where a tower reads it (query text, or titles with item_text "shared").
+    needs_bert = bool(schema.query_text or (schema.item_text and config.text.item_text == "shared"))
+    if config.use_text and text_encoder is None and needs_bert:
         corpus = []
         for col in (schema.query_text, schema.item_text):
             if col:
                 corpus += pd.unique(train_df[col].astype(str)).tolist()
         text_encoder = build_text_encoder(config, corpus)
-    if not config.use_text:
+    if not config.use_text or not needs_bert:
         text_encoder = None
     prob = None
     if schema.item_id:
@@ -128,5 +174,33 @@ def build_model(schema: FeatureSchema, config: ModelConfig | None, train_df: pd.
         item_text_encoder = BagOfWordsEncoder.from_corpus(
             pd.unique(train_df[schema.item_text].astype(str)), output_dim=emb, num_oov=config.num_oov,
             name="item_text_words")
-    return TwoTowerModel(schema, config, user_encoder, item_encoder, text_encoder,
-                         item_sampling_probability=prob, item_text_encoder=item_text_encoder, name="two_tower")
+    text = config.text
+    query_tower = QueryTower(user_encoder, text_encoder, query_text_column=schema.query_text,
+                             units=config.tower_units, embedding_dim=config.embedding_dim, dropout=config.dropout,
+                             name="query_tower")
+    item_tower = ItemTower(item_encoder, text_encoder if text.item_text == "shared" else None,
+                           title_encoder=item_text_encoder, item_text_column=schema.item_text,
+                           units=config.tower_units, embedding_dim=config.embedding_dim, dropout=config.dropout,
+                           name="item_tower")
+    task_layers = []
+    if "retrieval" in tasks:
+        task_layers.append(RetrievalTask(
+            prob, temperature=config.temperature, remove_accidental_hits=config.remove_accidental_hits,
+            logq_correction=config.logq_correction, num_hard_negatives=config.num_hard_negatives,
+            relevance_range=schema.relevance_range, name="retrieval"))
+    if "ctr" in tasks:
+        task_layers.append(CtrTask(schema.position, max_position=config.max_position,
+                                   temperature=config.temperature, name="ctr"))
+    if "relevance" in tasks:
+        task_layers.append(RelevanceTask(schema.relevance_range, name="relevance"))
+    if "value" in tasks:
+        task_layers.append(UserValueTask(config.value_loss, detach_profile=config.value_detach_profile,
+                                         dropout=config.dropout, name="value"))
+    ranking = [t for t in ("ctr", "relevance") if t in tasks]
+    cross_network = multitask = None
+    if ranking:
+        cross_network = CrossNetwork(config.cross_layers, name="cross_network")
+        multitask = MultiTaskBlock(config.multitask, num_tasks=len(ranking), num_experts=config.num_experts,
+                                   units=config.expert_units, dropout=config.dropout, name="multitask")
+    return TwoTowerModel(schema, config, query_tower, item_tower, task_layers, cross_network=cross_network,
+                         multitask=multitask, name="two_tower")

@@ -3,8 +3,8 @@
 Keras `fit` fails under MultiWorkerMirroredStrategy in Keras 3.15
 (keras-team/keras#20585) and its BackupAndRestore restores the epoch but not
 the position inside it, so jobs train with this loop under every strategy:
-`strategy.run` of a step that calls the model, `TwoTowerModel.task_losses`
-and `optimizer.apply`. It adds what a cluster job needs:
+`strategy.run` of a step that calls the model, `TaskModel.weighted_losses`
+(the loss path `fit` takes too) and `optimizer.apply`. It adds what a cluster job needs:
 
 * a backup (model, optimizer, epoch, batch, best metric) every
   `checkpoint_every_steps` and at every epoch end; a restarted job resumes on
@@ -63,8 +63,8 @@ class Trainer:
     """Trains `model` (built under `strategy.scope()`) with `training` settings.
 
     Args:
-        model: a `TwoTowerModel` (anything with `task_losses(x, y, y_pred)`
-            and `config.loss_weights`) created in `strategy.scope()`.
+        model: a `tfrec.models.TaskModel` (anything with
+            `weighted_losses(x, y, y_pred)`) created in `strategy.scope()`.
         training: a `TrainingConfig`.
         output_dir: the run directory (written by the chief only).
         strategy: the strategy the model was built under; default the current one.
@@ -139,12 +139,9 @@ class Trainer:
 
     # ------------------------------------------------------------ steps
     def _losses(self, x, y, training):
+        # The model's one loss path, the same that Keras `fit` takes.
         y_pred = self.model(x, training=training)
-        losses = self.model.task_losses(x, y, y_pred)
-        weights = self.model.config.loss_weights
-        total = tf.add_n([tf.cast(weights[k], tf.float32) * tf.cast(v, tf.float32) for k, v in losses.items()])
-        if self.model.losses:
-            total += tf.add_n([tf.cast(v, tf.float32) for v in self.model.losses])
+        total, losses = self.model.weighted_losses(x, y, y_pred)
         logs = {"loss": total}
         logs.update({f"{k}_loss": tf.cast(v, tf.float32) for k, v in losses.items()})
         return total, logs

@@ -1,0 +1,103 @@
+"""`TaskModel`: a Keras model composed of towers and tasks, with one loss path.
+
+The model sums the weighted losses of its tasks (`weighted_losses`); Keras
+`fit` (through `compute_loss`) and the resumable `tfrec.training.Trainer`
+both call it, so both train the same objective. Each task updates its own
+metrics. Subclasses implement `call` and list their tasks in `self.tasks`.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tfrec.models.config import ModelConfig
+from tfrec.schema import FeatureSchema
+
+
+class TaskModel(keras.Model):
+    """Base of tfrec models. Args: `schema`, `config` (`ModelConfig` or dicts), Keras model kwargs."""
+
+    def __init__(self, schema, config, **kwargs):
+        # Inputs stay as given (float32 prices, counts, positions) under a
+        # mixed-precision policy; each sublayer casts what it computes on.
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        self.schema = schema if isinstance(schema, FeatureSchema) else FeatureSchema.from_dict(schema)
+        self.config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
+        self.tasks = []
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def components(self) -> list:
+        """The model's top-level layers (towers, tasks, ...): what an export tracks."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- build
+    def dummy_features(self, batch_size=2):
+        """A batch of placeholder features in the schema's input format."""
+        from tfrec.data.pipeline import feature_spec
+
+        out = {}
+        for name, spec in feature_spec(self.schema).items():
+            shape = [batch_size] + list(spec.shape[1:])
+            out[name] = tf.fill(shape, "") if spec.dtype == tf.string else tf.ones(shape, spec.dtype)
+        return out
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        # Creating every weight needs one forward pass over a placeholder batch
+        # (string and numeric columns: shapes alone cannot make one).
+        self.call(self.dummy_features(), training=False)
+        self.built = True
+
+    def get_build_config(self):
+        # Non-empty, or Keras skips build_from_config and loads weights into
+        # an unbuilt model.
+        return {"dummy_batch": True}
+
+    def build_from_config(self, config):
+        self.build()
+
+    # ----------------------------------------------------------------- loss
+    def task_inputs(self, x, y_pred):
+        """What the tasks' losses read beyond `y_pred` (subclasses add e.g. item indices)."""
+        return y_pred
+
+    def task_losses(self, x, y, y_pred) -> dict:
+        """Unweighted loss of each task whose label `y` holds, as a dict of scalars."""
+        outputs = self.task_inputs(x, y_pred)
+        return {t.name: t.compute_loss(y, outputs, x) for t in self.tasks if t.has_label(y)}
+
+    def weighted_losses(self, x, y, y_pred):
+        """`(total, losses)`: the weighted sum of the task losses (plus layer losses) and each task's loss."""
+        losses = self.task_losses(x, y or {}, y_pred)
+        weights = self.config.loss_weights
+        terms = [tf.cast(weights[k], "float32") * tf.cast(v, "float32") for k, v in losses.items()]
+        terms += [tf.cast(v, "float32") for v in self.losses]
+        total = tf.add_n(terms) if terms else tf.constant(0.0)
+        return total, losses
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        total, losses = self.weighted_losses(x, y, y_pred)
+        for task in self.tasks:
+            if task.name in losses:
+                task.loss_tracker.update_state(losses[task.name])
+        # Keras sums gradients over replicas and unscales the reported loss:
+        # like its built-in losses, return this replica's share of the mean.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return total / replicas if replicas > 1 else total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        y = y or {}
+        for task in self.tasks:
+            if task.label is not None and task.label in y:
+                task.update_metrics(y, y_pred)
+        return self.get_metrics_result()
+
+    # ---------------------------------------------------------------- config
+    def get_config(self):
+        return {"name": self.name, "schema": self.schema.to_dict(), "config": self.config.to_dict()}

@@ -1,0 +1,17 @@
+"""Tasks: one training objective each, owning its head, loss and metrics.
+
+| task | label | outputs | loss | metric |
+| --- | --- | --- | --- | --- |
+| `RetrievalTask` | click or relevance (positives) | (uses the tower embeddings) | in-batch softmax | |
+| `CtrTask` | click | `ctr`, `ctr_logit` | binary cross-entropy | AUC |
+| `RelevanceTask` | relevance | `relevance` | squared error | RMSE |
+| `UserValueTask` | value | `user_value`, `value_logits` (+ `value_probability`) | ZILN / MSE / Huber | RMSE |
+"""
+
+from tfrec.tasks.ctr import CtrTask
+from tfrec.tasks.relevance import RelevanceTask
+from tfrec.tasks.retrieval import RetrievalTask, is_relevant
+from tfrec.tasks.task import Task
+from tfrec.tasks.user_value import UserValueTask
+
+__all__ = ["CtrTask", "RelevanceTask", "RetrievalTask", "Task", "UserValueTask", "is_relevant"]

@@ -1,0 +1,45 @@
+"""`Task`: the base of one training objective (its head, its loss, its metrics).
+
+As in TFRS and keras-rs, a model is composed from towers and tasks: each task
+turns tower outputs into its predictions (`call`), scores them against its
+label (`compute_loss`) and keeps its own Keras metrics (`update_metrics`).
+The model only sums the weighted task losses, so `fit` and the resumable
+`Trainer` share one loss path (`TaskModel.weighted_losses`).
+
+Subclasses set `label` (the key of the label in the `y` dict the data
+pipeline yields, or None for a task that needs no label) and implement
+`call`, `compute_loss` and `update_metrics`.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+class Task(keras.layers.Layer):
+    """One objective. Args: `name` (the task name: loss `"<name>_loss"`), Keras layer kwargs."""
+
+    label: str | None = None
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.loss_tracker = keras.metrics.Mean(name=f"{self.name}_loss")
+
+    def has_label(self, labels) -> bool:
+        """Whether `labels` (the `y` dict) holds what this task's loss needs."""
+        return self.label is None or (labels is not None and self.label in labels)
+
+    def compute_loss(self, labels, outputs, features):
+        """Unweighted scalar loss of this task."""
+        raise NotImplementedError
+
+    def update_metrics(self, labels, outputs) -> None:
+        """Updates this task's metrics (beyond its loss tracker)."""
+
+
+def masked_label(labels, key):
+    """`(label, known)`: the float32 label with NaN (withheld) set to 0, and where it is known."""
+    label = tf.cast(labels[key], "float32")
+    known = tf.logical_not(tf.math.is_nan(label))
+    return tf.where(known, label, 0.0), known

@@ -54,7 +54,6 @@ from tfrec.export.ops import version_numbers
 from tfrec.export.retrieval_index import BruteForceIndex, make_index
 from tfrec.models.inference import encode_items, features_of
 
-SIGNATURES = ("serving_default", "score", "encode_query", "encode_item", "retrieve", "user_value")
 WARMUP_FILE = "tf_serving_warmup_requests"
 MANIFEST_FILE = "tfrec_manifest.json"
 
@@ -71,17 +70,26 @@ class ExportResult:
     signatures: list[str]
 
 
-class _Tracked(keras.layers.Layer):
-    """Holds the model so ExportArchive tracks its variables and tables.
+class ServingCatalog(keras.layers.Layer):
+    """The catalog `retrieve` serves: item ids, an id -> row table and the index's variables.
 
-    `ExportArchive.track(model)` fails for a subclassed model whose inputs are
-    strings (Keras builds a float32 default signature); tracking a layer that
-    owns it avoids that.
+    Example:
+
+    ```python
+    catalog = ServingCatalog(["a", "b"])
+    catalog.catalog_index.lookup(tf.constant(["b", "zz"]))   # [1, -1]
+    ```
     """
 
-    def __init__(self, model, **kwargs):
+    def __init__(self, catalog_ids, **kwargs):
         super().__init__(**kwargs)
-        self.model = model
+        catalog_ids = [str(i) for i in catalog_ids]
+        self.catalog_ids = tf.Variable(tf.constant(catalog_ids, tf.string), trainable=False, name="catalog_ids")
+        self.catalog_index = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(catalog_ids),
+                                                tf.range(len(catalog_ids), dtype=tf.int64)),
+            default_value=-1,
+        )
         self.built = True
 
 
@@ -108,21 +116,23 @@ def _package_versions():
     return out
 
 
-def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, index=None):
-    """The tf.functions and input signatures of every endpoint.
+def signature_names(model) -> list[str]:
+    """The signatures an export of `model` has (`user_value` only with a user-value task)."""
+    names = ["serving_default", "score", "encode_query", "encode_item", "retrieve"]
+    return names + (["user_value"] if getattr(model, "value_task", None) is not None else [])
 
-    `index` (a `tfrec.export.retrieval_index` index over `catalog_embeddings`)
-    serves `retrieve`; default: brute force.
+
+def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, index=None):
+    """The tf.functions and input signatures of every endpoint (but `serving_default`).
+
+    `holder` is the `ServingCatalog` of `catalog_ids`; `index` (a
+    `tfrec.export.retrieval_index` index over `catalog_embeddings`) serves
+    `retrieve`; default: brute force.
     """
     schema = model.schema
     specs = serving_specs(schema)
     user_spec, item_spec = specs["user"], specs["item"]
     index = (index or BruteForceIndex(catalog_embeddings)).attach(holder)
-    holder.catalog_ids = tf.Variable(tf.constant(list(catalog_ids), tf.string), trainable=False, name="catalog_ids")
-    holder.catalog_index = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(catalog_ids), tf.range(len(catalog_ids), dtype=tf.int64)),
-        default_value=-1,
-    )
     value_keys = ("user_value", "value_probability")
 
     def score(features):
@@ -166,13 +176,14 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, inde
     both = {**user_spec, **item_spec}
     retrieve_spec = {**user_spec, "k": tf.TensorSpec([None], tf.int32, name="k"),
                      "exclude_item_ids": tf.TensorSpec([None, None], tf.string, name="exclude_item_ids")}
-    return {
+    endpoints = {
         "score": (score, both),
         "encode_query": (encode_query, user_spec),
         "encode_item": (encode_item, item_spec),
         "retrieve": (retrieve, retrieve_spec),
         "user_value": (user_value, user_spec),
     }
+    return {name: endpoints[name] for name in signature_names(model) if name in endpoints}
 
 
 def example_inputs(model, examples: pd.DataFrame, k=10) -> dict[str, dict[str, np.ndarray]]:
@@ -209,24 +220,6 @@ def write_warmup_requests(path, model_name, inputs_by_signature, max_records=100
             writer.write(log.SerializeToString())
             count += 1
     return count
-
-
-def _lookup_tables(model):
-    """The TF resources (lookup tables) held by the model's layers.
-
-    ExportArchive finds them by walking the tracked objects, but the walk
-    gives up on a compiled, trained model (its train/predict tf.functions
-    cannot be listed), leaving StringLookup tables untracked: track them here.
-    """
-    from tensorflow.saved_model.experimental import TrackableResource
-
-    found, seen = [], set()
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        for value in vars(layer).values():
-            if isinstance(value, TrackableResource) and id(value) not in seen:
-                seen.add(id(value))
-                found.append(value)
-    return found
 
 
 def _dir_size(path):
@@ -292,13 +285,13 @@ def export_model(
     catalog_ids = catalog[schema.item_id].astype(str).to_numpy()
     catalog_embeddings = encode_items(model, catalog).astype(np.float32)
     index = make_index(retrieval_index, catalog_embeddings, **(index_options or {}))
-    holder = _Tracked(model, name="tfrec_serving")
-    archive = keras.export.ExportArchive()
-    archive.track(holder)
-    for resource in _lookup_tables(model):
-        archive.track(resource)
+    holder = ServingCatalog(catalog_ids, name="tfrec_serving")
     endpoints = build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, index=index)
-    archive.track(holder.catalog_index)
+    archive = keras.export.ExportArchive()
+    # The model's components (towers, tasks) and the catalog are layers that
+    # ExportArchive tracks with their variables and lookup tables.
+    for layer in model.components() + [holder]:
+        archive.track(layer)
     for name, (fn, spec) in endpoints.items():
         archive.add_endpoint(name, tf.function(fn), input_signature=[spec])
     archive.add_endpoint("serving_default", tf.function(endpoints["score"][0]),
@@ -315,7 +308,7 @@ def export_model(
             "model_name": model_name,
             "version": version,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "signatures": list(SIGNATURES),
+            "signatures": signature_names(model),
             "max_k": max_k,
             "catalog_size": int(len(catalog_ids)),
             "retrieval_index": index.describe(),
@@ -344,8 +337,8 @@ def export_model(
     tf.saved_model.load(final)
     load_seconds = time.time() - t1
     result = ExportResult(final, version, _dir_size(final), export_seconds, load_seconds,
-                          list(SIGNATURES))
+                          signature_names(model))
     if verbose:
         print(f"exported {final}: {result.size_bytes / 1e6:.1f} MB in {export_seconds:.1f}s; "
-              f"cold load {load_seconds:.1f}s; signatures {', '.join(SIGNATURES)}", flush=True)
+              f"cold load {load_seconds:.1f}s; signatures {', '.join(signature_names(model))}", flush=True)
     return result

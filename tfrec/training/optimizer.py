@@ -16,6 +16,7 @@ model.compile(optimizer=optimizer)   # or a custom loop: optimizer.apply(grads, 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable("tfrec")
@@ -41,7 +42,7 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._factor_by_id = {}
-        self._lr_scale = []
+        self._factor_by_update_target = {}
 
     def scale_learning_rate(self, variables, factor: float) -> None:
         if self.built:
@@ -53,10 +54,21 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
 
     def build(self, var_list):
         super().build(var_list)
-        self._lr_scale = [self._factor_by_id.get(id(v), 1.0) for v in var_list]
+        # `update_step` receives the backend variable (under a strategy, one
+        # replica's copy), not the Keras variable: map every such object, found
+        # through public APIs (`Variable.value`, `experimental_local_results`).
+        strategy = tf.distribute.get_strategy()
+        for v in var_list:
+            factor = self._factor_by_id.get(id(v))
+            if factor is None:
+                continue
+            targets = [v, getattr(v, "value", v)]
+            targets += list(strategy.experimental_local_results(targets[-1]))
+            for target in targets:
+                self._factor_by_update_target[id(target)] = factor
 
     def update_step(self, gradient, variable, learning_rate):
-        scale = self._lr_scale[self._get_variable_index(variable)] if self._lr_scale else 1.0
+        scale = self._factor_by_update_target.get(id(variable), 1.0)
         if scale != 1.0:
             learning_rate = learning_rate * scale
         return super().update_step(gradient, variable, learning_rate)

@@ -321,7 +321,7 @@ predictions = {"model": model_value, "scaled_spend": scaled_spend, "rfm_regressi
 comparison = pd.DataFrame(value_metrics(y_test, predictions)).T
 comparison.round(3)'''),
         new_code_cell('''\
-from tfrec import metrics as M
+from tfrec.evaluation import metrics as M
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True, layout="constrained")
 for ax, (name, p) in zip(axes, predictions.items()):

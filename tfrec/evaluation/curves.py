@@ -17,27 +17,23 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn import metrics as skm
 
-from tfrec.metrics import _arrays
+from tfrec.evaluation.metrics import _arrays, calibration_bins
 
 
 def roc_curve(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
     """False and true positive rates at every distinct threshold, from (0, 0) to (1, 1).
 
     Tied scores form one step, so the trapezoid area under the curve equals
-    `tfrec.metrics.auc` (ties count half).
+    `tfrec.evaluation.metrics.auc` (ties count half).
     """
     y, s = _arrays(y_true, y_score)
     pos = y > 0.5
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
+    if pos.all() or not pos.any():
         raise ValueError("roc_curve: y_true needs both positives and negatives")
-    order = np.argsort(-s, kind="stable")
-    s, pos = s[order], pos[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]
-    tp = np.cumsum(pos)[last_of_tie]
-    fp = np.cumsum(~pos)[last_of_tie]
-    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
+    fpr, tpr, _ = skm.roc_curve(pos, s, drop_intermediate=False)
+    return fpr, tpr
 
 
 def reliability_curve(y_true, p, num_bins: int = 10, strategy: str = "uniform") -> pd.DataFrame:
@@ -53,7 +49,7 @@ def reliability_curve(y_true, p, num_bins: int = 10, strategy: str = "uniform") 
     """
     y, p = _arrays(y_true, p)
     if strategy == "uniform":
-        bins = np.clip((p * num_bins).astype(int), 0, num_bins - 1)
+        bins = calibration_bins(p, num_bins)
     elif strategy == "quantile":
         order = np.argsort(p, kind="stable")
         bins = np.empty(len(p), dtype=int)
@@ -79,7 +75,7 @@ def cumulative_gain_curve(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
 
     The curve behind the Gini coefficient: the normalised Gini is the area
     between this curve and the diagonal over the same area for the perfect
-    ordering. Ties keep the input order, as in `tfrec.metrics.gini`.
+    ordering. Ties keep the input order, as in `tfrec.evaluation.metrics.gini`.
     """
     y, s = _arrays(y_true, y_pred)
     if y.sum() <= 0:

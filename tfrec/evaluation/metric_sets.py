@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfrec import metrics as M
+from tfrec.evaluation import metrics as M
 
 
 def ctr_metrics(y, scores: dict) -> dict:

@@ -28,8 +28,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
-from tfrec import metrics as M
-from tfrec.evaluation.curves import cumulative_gain_curve, recall_curve, reliability_curve, roc_curve
+from tfrec.evaluation import metrics as M
+from tfrec.evaluation.curves import (
+    cumulative_gain_curve,
+    recall_curve,
+    reliability_curve,
+    roc_curve,
+)
 from tfrec.evaluation.result import EvaluationResult
 
 SECTIONS = {"ctr": "CTR", "value": "User value", "retrieval": "Retrieval & ranking", "business": "Business value"}
@@ -110,11 +115,11 @@ def _ctr_section(result: EvaluationResult) -> str:
         return _not_evaluated("the data has no click labels.")
     y, preds = result.ctr_labels, result.ctr_predictions
     parts = [
-        '<p class="note">Click-through rate prediction on the test impressions: AUC (1 = every click ranked above '
+        ('<p class="note">Click-through rate prediction on the test impressions: AUC (1 = every click ranked above '
         "every non-click, 0.5 = chance), log loss (lower is better) and expected calibration error (ECE: mean gap "
         "between predicted and observed click rate over 10 equal-width bins of the prediction, weighted by "
         f"impressions). {len(y):,} impressions, {int(np.sum(y)):,} clicks "
-        f"({np.mean(y):.2%}).</p>",
+        f"({np.mean(y):.2%}).</p>"),
         _scorer_table(m, [("auc", "AUC"), ("log_loss", "log loss"), ("ece", "ECE")]),
     ]
     fig = Figure(figsize=(5.2, 4.6), layout="constrained")
@@ -157,12 +162,12 @@ def _value_section(result: EvaluationResult, currency: str) -> str:
         return _not_evaluated("the data has no user value labels.")
     y, preds = np.asarray(result.value_labels, dtype=np.float64), result.value_predictions
     parts = [
-        '<p class="note">Future value of users whose value label training never saw. Normalised Gini: how well '
+        ('<p class="note">Future value of users whose value label training never saw. Normalised Gini: how well '
         "the prediction orders users by value (1 = perfect order, 0 = random); Spearman: rank correlation; "
         "decile MAPE: mean absolute percentage error of the mean prediction over the ten predicted deciles "
         "(the ZILN paper's calibration measure); AUC of \"spends at all\": how well the prediction separates "
         f"users who spend from those who do not. {len(y):,} users, {np.mean(y == 0):.0%} with zero value, "
-        f"mean {np.mean(y):,.2f} {html.escape(currency)}.</p>",
+        f"mean {np.mean(y):,.2f} {html.escape(currency)}.</p>"),
         _scorer_table(m, [("normalized_gini", "normalised Gini"), ("spearman", "Spearman"),
                           ("decile_mape", "decile MAPE"), ("spend_auc", "AUC(spends at all)")]),
     ]
@@ -210,9 +215,9 @@ def _retrieval_section(result: EvaluationResult) -> str:
     metric_cols = [(f"recall@{k}", f"Recall@{k}") for k in ks] + [(f"ndcg@{k}", f"NDCG@{k}") for k in ks] \
         + [("mrr", "MRR")]
     parts = [
-        '<p class="note">Each clicked test item is looked up among the whole catalog by each scorer. Recall@K: '
+        ('<p class="note">Each clicked test item is looked up among the whole catalog by each scorer. Recall@K: '
         "share of clicked items ranked in the top K; NDCG@K: 1/log2(1 + rank) if in the top K, so higher ranks "
-        f"count more; MRR: mean of 1/rank. {m.get('queries', len(next(iter(ranks.values())))):,} queries.</p>",
+        f"count more; MRR: mean of 1/rank. {m.get('queries', len(next(iter(ranks.values())))):,} queries.</p>"),
         _scorer_table(m, metric_cols),
     ]
     k_max = max(ks)
@@ -249,14 +254,14 @@ def _business_section(result: EvaluationResult, currency: str) -> str:
     ks = m["ks"]
     rankers = [k for k, v in m.items() if isinstance(v, dict)]
     parts = [
-        '<p class="note">Each of '
+        ('<p class="note">Each of '
         f"{m['queries']:,} test queries gets the top K items of the whole catalog from each ranker. Expected "
         "clicks@K = sum over positions p &le; K of P(position p seen) x P(click | item seen); expected revenue@K "
         "weighs each expected click by the item's price (each click buying one item at list price). Both use "
         "the true click probabilities of the simulator and are given per 1,000 queries. The oracles rank by the "
         "truth (by P(click) for clicks, by P(click) x price for revenue), the most any ranker can get; "
         f"&ldquo;share of oracle&rdquo; is how much of that the ranker captures. Examination: "
-        f"{html.escape(m.get('examination', 'every position is seen'))}.</p>",
+        f"{html.escape(m.get('examination', 'every position is seen'))}.</p>"),
     ]
     rows = []
     for name in rankers:
@@ -332,9 +337,9 @@ def render_report(result: EvaluationResult, title: str = "tfrec evaluation repor
     header = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in context.items())
     body = [f"<h1>{html.escape(title)}</h1>", f"<dl>{header}</dl>",
             '<h2 id="summary">Summary</h2>',
-            '<p class="note">The headline numbers; each section below explains its metrics and shows the curves. '
+            ('<p class="note">The headline numbers; each section below explains its metrics and shows the curves. '
             "The oracle scores with the true probabilities and values where the data has them (the best "
-            "achievable).</p>",
+            "achievable).</p>"),
             _table(["metric", "model", "baseline", "baseline is", "oracle"], _summary_rows(result))]
     renderers = {"ctr": lambda: _ctr_section(result), "value": lambda: _value_section(result, currency),
                  "retrieval": lambda: _retrieval_section(result),

@@ -3,13 +3,10 @@
 import base64
 import html.parser
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
 
-from tfrec import metrics as M
 from tfrec.evaluation import (
     SECTIONS,
     EvaluationResult,
@@ -29,6 +26,7 @@ from tfrec.evaluation import (
     top_k,
     value_metrics,
 )
+from tfrec.evaluation import metrics as M
 
 # ------------------------------------------------------------ business value
 A = np.array([[0.5, 0.2, 0.1],
@@ -275,7 +273,7 @@ def tiny_run(small_trained, tmp_path_factory):
 def test_tfrec_evaluate_writes_metrics_report_and_summary(tiny_run, tmp_path, capsys):
     from tfrec.cli import main
     from tfrec.data import time_split, validate
-    from tfrec.jobs.simulated import holdout_users
+    from tfrec.data.split import holdout_mask
 
     run_dir, sim = tiny_run
     assert main(["evaluate", "--run-dir", str(run_dir), "--output", str(tmp_path / "eval")]) == 0
@@ -288,7 +286,7 @@ def test_tfrec_evaluate_writes_metrics_report_and_summary(tiny_run, tmp_path, ca
                        test_fraction=0.15)
     assert metrics["split"] == split.sizes()
     assert metrics["ctr"]["oracle"] == ctr_metrics(split.test.click, {"o": split.test.true_ctr})["o"]
-    held = holdout_users(sim.users.user_id, 0.2)
+    held = holdout_mask(sim.users.user_id, 0.2)
     users = sim.users[held]
     assert metrics["value"]["oracle"] == value_metrics(users.future_value, {"o": users.true_expected_value})["o"]
     business = metrics["business"]
@@ -315,28 +313,46 @@ def test_tfrec_evaluate_errors_name_the_problem(tmp_path, capsys):
     assert "data.source must be" in capsys.readouterr().err
 
 
-def test_file_runs_go_to_the_tables_job(tmp_path, monkeypatch, capsys):
+def test_file_runs_go_to_the_files_source(tmp_path, monkeypatch):
     from tfrec.cli import main
+    from tfrec.jobs import evaluate as job_evaluate
+    from tfrec.jobs.files import FilesSource
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "config.yaml").write_text("data: {source: files, paths: [x.csv]}\n")
     calls = []
-    tables = types.ModuleType("tfrec.jobs.tables")
-    tables.evaluate_run = lambda run, out: calls.append((run, out))
-    monkeypatch.setitem(sys.modules, "tfrec.jobs.tables", tables)
+    monkeypatch.setattr(job_evaluate, "evaluate_run_dir",
+                        lambda source, config, run, out, verbose: calls.append((type(source), config.data.paths,
+                                                                                run, out)))
     assert main(["evaluate", "--run-dir", str(run_dir), "--output", str(tmp_path / "o")]) == 0
-    assert calls == [(str(run_dir), str(tmp_path / "o"))]
-    # A version without the tables job says so instead of re-simulating.
-    monkeypatch.setitem(sys.modules, "tfrec.jobs.tables", types.ModuleType("tfrec.jobs.tables"))
-    assert main(["evaluate", "--run-dir", str(run_dir)]) == 2
-    assert "data.source: files" in capsys.readouterr().err
+    assert calls == [(FilesSource, ["x.csv"], str(run_dir), str(tmp_path / "o"))]
+    assert main(["evaluate", "--run-dir", str(run_dir)]) == 0  # the output defaults to the run directory
+    assert calls[-1][3] == str(run_dir)
+
+
+def test_holdout_mask_is_the_training_mask():
+    # One definition of the held-out users: the numpy mask (evaluation) equals the tf.data transform's (training).
+    import tensorflow as tf
+
+    from tfrec.data.split import HOLDOUT_BUCKETS, holdout_mask
+    from tfrec.training.job import value_label_mask
+
+    ids = np.array([f"u{i}" for i in range(2000)])
+    held = holdout_mask(ids, 0.2)
+    assert held.dtype == bool and 0.15 < held.mean() < 0.25
+    assert np.array_equal(held, holdout_mask(list(ids), 0.2))  # stable: the same ids, the same users
+    assert not holdout_mask(ids, 0.0).any() and holdout_mask(ids, 1.0).all() and HOLDOUT_BUCKETS == 1000
+    ds = tf.data.Dataset.from_tensor_slices(({"user": ids}, {"value": np.ones(len(ids), np.float32)}))
+    masked = ds.batch(500).map(value_label_mask("user", 0.2))
+    hidden = np.concatenate([np.isnan(labels["value"].numpy()) for _, labels in masked])
+    assert np.array_equal(hidden, held)
 
 
 def test_summary_without_oracle_uses_the_other_scorers():
     rng = np.random.default_rng(0)
     y = np.where(rng.random(200) < 0.5, 0.0, rng.lognormal(3, 1, 200))
     metrics = {"value": value_metrics(y, {"model": y + rng.normal(0, 5, 200), "rfm": rng.random(200)})}
-    line = [row for row in format_summary(metrics, [10]).splitlines() if row.startswith("Value normalised Gini")][0]
+    line = next(row for row in format_summary(metrics, [10]).splitlines() if row.startswith("Value normalised Gini"))
     assert line.split()[4] == "-" and line.endswith("rfm")  # no oracle on real data
     assert float(line.split()[3]) == pytest.approx(metrics["value"]["model"]["normalized_gini"], abs=1e-4)

@@ -5,7 +5,6 @@ independently of the adapter's code. The module needs the real file
 (../shared/data/online_retail.parquet); a clone without it skips it.
 """
 
-import collections
 import pathlib
 
 import numpy as np
@@ -22,12 +21,12 @@ if not DATA.is_file():
         allow_module_level=True,
     )
 
-from tfrec.data.online_retail import (  # noqa: E402
+from tfrec.data.online_retail import (
     OnlineRetailData,
     find_online_retail,
     load_online_retail,
 )
-from tfrec.data.validation import validate  # noqa: E402
+from tfrec.data.validation import validate
 
 CAL_STOP = pd.Timestamp("2011-09-01")  # default cutoff 2011-08-31, inclusive
 HOR_STOP = pd.Timestamp("2011-12-10")  # default horizon_end 2011-12-09, inclusive

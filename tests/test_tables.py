@@ -169,10 +169,10 @@ def test_mapping_that_does_not_fit_names_column_and_file(tmp_path):
     config = _config(tmp_path, "transactions", [str(tmp_path / "good.parquet")],
                      {"user_id": "user", "event_time": "ts", "item_id": "sku", "item_price": "price"},
                      quantity_column="qty", cutoff="2024-03-01")
-    from tfrec.jobs.tables import load_data
+    from tfrec.data.tables import load_data
 
     with pytest.raises(SchemaValidationError, match=r"good\.parquet[\s\S]*column 'qty': missing column"):
-        load_data(config)
+        load_data(config.data, valid_fraction=config.valid_fraction, test_fraction=config.test_fraction)
 
 
 def test_config_data_section():
@@ -252,21 +252,9 @@ def test_transactions_features_stop_at_the_cutoff():
         S.prepare_interactions(df, schema)
 
 
-def test_grouped_ndcg():
-    from tfrec.jobs.tables import grouped_ndcg
-
-    groups = ["a", "a", "a", "b", "b"]
-    gains = [0, 1, 2, 1, 0]
-    perfect, n = grouped_ndcg(groups, gains, [0, 1, 2, 1, 0], k=10)
-    assert perfect == pytest.approx(1.0) and n == 2
-    constant, _ = grouped_ndcg(groups, gains, [0, 0, 0, 0, 0], k=10)
-    worst, _ = grouped_ndcg(groups, gains, [2, 1, 0, 0, 1], k=10)
-    assert constant == pytest.approx(worst) and worst < 0.7
-
-
 # ------------------------------------------------------------- end to end
 def test_search_job_end_to_end(tmp_path):
-    from tfrec.jobs.tables import run
+    from tfrec.jobs.files import run
 
     df = search_table(sessions=600)
     df.to_csv(tmp_path / "search.csv", index=False)
@@ -289,7 +277,7 @@ def test_search_job_end_to_end(tmp_path):
 
 
 def test_graded_search_job_end_to_end(tmp_path):
-    from tfrec.jobs.tables import run
+    from tfrec.jobs.files import run
 
     df = search_table(sessions=400, graded=True)
     df.to_parquet(tmp_path / "judged.parquet")
@@ -303,7 +291,7 @@ def test_graded_search_job_end_to_end(tmp_path):
 
 
 def test_interactions_job_end_to_end(tmp_path):
-    from tfrec.jobs.tables import run
+    from tfrec.jobs.files import run
 
     df = interactions_table(users=150, events=16)
     df.to_parquet(tmp_path / "events.parquet")
@@ -320,7 +308,8 @@ def test_interactions_job_end_to_end(tmp_path):
 
 
 def test_transactions_job_end_to_end_and_evaluate_run(tmp_path):
-    from tfrec.jobs.tables import evaluate_run, run
+    from tfrec.jobs.evaluate import evaluate_run
+    from tfrec.jobs.files import run
 
     df = transactions_table(customers=400)
     df.to_csv(tmp_path / "tx.csv", index=False)
@@ -335,7 +324,7 @@ def test_transactions_job_end_to_end_and_evaluate_run(tmp_path):
         assert v[name]["normalized_gini"] > 0.4, name
     assert v["model"]["normalized_gini"] > v["calibration_scaled"]["normalized_gini"] - 0.1
     assert result["metrics"]["rows"]["rows_read"] == len(df)
-    assert result["data"].schema.user_id is None and result["model"].active_tasks == ["value"]
+    assert result["data"].schema.user_id is None and result["model"].task_names == ["value"]
     # `tfrec evaluate` reloads the model and the data of the run and gets the same numbers.
     again = evaluate_run(str(tmp_path / "run"), output_dir=str(tmp_path / "eval"))
     for name in ("model", "rfm"):
@@ -372,7 +361,7 @@ def test_cli_train_and_evaluate_on_files(tmp_path, capsys):
 
 def test_online_retail_sample_value_and_interactions(tmp_path, online_retail_path):
     """A 4% customer sample of Online Retail as latin-1 CSV and as parquet, through both real-data configs."""
-    from tfrec.jobs.tables import run
+    from tfrec.jobs.files import run
 
     df = pd.read_parquet(online_retail_path)
     ids = df["CustomerID"].dropna().unique()

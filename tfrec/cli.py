@@ -99,7 +99,7 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     _quiet_tensorflow()
-    from tfrec.evaluation.run_dir import evaluate_run
+    from tfrec.jobs.evaluate import evaluate_run
 
     evaluate_run(args.run_dir, output_dir=args.output)
     return 0

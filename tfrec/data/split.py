@@ -5,6 +5,7 @@ Example:
 ```python
 split = time_split(df, "event_time", valid_fraction=0.1, test_fraction=0.1)
 split.train, split.valid, split.test   # disjoint, in time order
+held = holdout_mask(users.user_id, 0.2)  # users whose value label training never sees
 ```
 """
 
@@ -12,9 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 
 from tfrec.schema import FeatureSchema
+
+HOLDOUT_BUCKETS = 1000
 
 
 @dataclasses.dataclass
@@ -77,3 +81,20 @@ def time_split(
     parts = [df.loc[m.to_numpy()].reset_index(drop=True) for m in (train_mask, valid_mask, test_mask)]
     assert sum(len(p) for p in parts) == len(df)
     return Split(*parts, valid_start=valid_start, test_start=test_start)
+
+
+def holdout_mask(user_ids, fraction: float):
+    """Users whose value label training never sees: a stable hash of the id into `HOLDOUT_BUCKETS` buckets.
+
+    The one definition of the held-out users, used by training (to hide their
+    labels) and by evaluation (to score only them). `user_ids` is array-like
+    (returns a numpy bool array) or a `tf.string` tensor (returns a `tf.bool`
+    tensor, for `tf.data` transforms).
+    """
+    import tensorflow as tf
+
+    limit = round(fraction * HOLDOUT_BUCKETS)
+    if isinstance(user_ids, tf.Tensor):
+        return tf.strings.to_hash_bucket_fast(user_ids, HOLDOUT_BUCKETS) < limit
+    ids = np.asarray(user_ids, dtype=object).astype(str)
+    return tf.strings.to_hash_bucket_fast(ids, HOLDOUT_BUCKETS).numpy() < limit

@@ -1,8 +1,12 @@
-"""Evaluation: business value of rankings, curve data, the HTML report, the terminal summary.
+"""Evaluation: metrics, evaluators, business value of rankings, curve data, the HTML report, the summary.
 
-Importing `tfrec.evaluation` does not import TensorFlow; the scorers that run
-a model live in `tfrec.evaluation.simulated` (simulator data) and
-`tfrec.evaluation.run_dir` (`tfrec evaluate` on a run directory).
+`tfrec.evaluation.metrics` defines every metric once; the evaluators score a
+model on simulator data (`tfrec.evaluation.simulated`, beside the oracle) or
+on the user's own tables (`tfrec.evaluation.tables`, beside baselines), both
+into an `EvaluationResult` that `write_report` and the summaries read.
+Evaluation never imports the jobs; re-evaluating a run directory (`tfrec
+evaluate`) is the jobs' `tfrec.jobs.evaluate`. Importing `tfrec.evaluation`
+does not import TensorFlow.
 
 Example:
 
@@ -24,7 +28,12 @@ from tfrec.evaluation.business import (
     random_ranking,
     top_k,
 )
-from tfrec.evaluation.curves import cumulative_gain_curve, recall_curve, reliability_curve, roc_curve
+from tfrec.evaluation.curves import (
+    cumulative_gain_curve,
+    recall_curve,
+    reliability_curve,
+    roc_curve,
+)
 from tfrec.evaluation.metric_sets import ctr_metrics, ranking_metrics, value_metrics
 from tfrec.evaluation.report import SECTIONS, render_report, write_report
 from tfrec.evaluation.result import EvaluationResult

@@ -21,7 +21,7 @@ Example:
 
 ```python
 result = evaluate_simulated(model, sim, split, ks=[10, 50, 100], max_queries=3000,
-                            value_holdout=holdout_users(sim.users.user_id, 0.2))
+                            value_holdout=holdout_mask(sim.users.user_id, 0.2))
 result.metrics["business"]["model"]["revenue@10"]
 ```
 """
@@ -34,9 +34,14 @@ import pandas as pd
 from tfrec.data.simulator import SimulatedData
 from tfrec.evaluation import business
 from tfrec.evaluation.metric_sets import ctr_metrics, ranking_metrics, value_metrics
+from tfrec.evaluation.metrics import ranks_in_scores, ranks_of_targets
 from tfrec.evaluation.result import EvaluationResult
-from tfrec.metrics import ranks_of_targets
-from tfrec.models.inference import encode_items, encode_queries, predict_dataframe, predict_user_value
+from tfrec.models.inference import (
+    encode_items,
+    encode_queries,
+    predict_dataframe,
+    predict_user_value,
+)
 
 
 def _sigmoid(x):
@@ -87,9 +92,8 @@ def retrieval_ranks(model, sim: SimulatedData, train_df, test_df, max_queries: i
     items = encode_items(model, catalog) if item_embeddings is None else item_embeddings
     ranks = {"model": ranks_of_targets(q, items, target)}
     popularity = _training_popularity(sim, train_df)
-    ranks["popularity"] = (popularity[None, :] >= popularity[target][:, None]).sum(1)
-    oracle_logits = sim.true_click_logits(clicked.session_id.to_numpy())
-    ranks["oracle"] = (oracle_logits >= oracle_logits[np.arange(len(target)), target][:, None]).sum(1)
+    ranks["popularity"] = ranks_in_scores(popularity, target)
+    ranks["oracle"] = ranks_in_scores(sim.true_click_logits(clicked.session_id.to_numpy()), target)
     return ranks
 
 
@@ -138,7 +142,7 @@ def business_evaluation(model, sim: SimulatedData, train_df, test_df, ks, max_qu
     }
     exam = business.examination_curve(k_max, sim.config.position_bias)
     result = business.business_value(attractiveness, catalog.item_price.to_numpy(), rankings, ks, exam)
-    result["queries"] = int(len(sessions))
+    result["queries"] = len(sessions)
     result["ks"] = ks
     result["examination"] = (f"P(position p seen) = p ** -{sim.config.position_bias:g} (the simulator's "
                              "examination curve, continued past its slate of "
@@ -173,8 +177,8 @@ def evaluate_simulated(model, sim: SimulatedData, split, ks, max_queries: int = 
     y_value, value = value_scores(model, sim, value_holdout)
     metrics = {
         "ctr": ctr_metrics(y_ctr, ctr),
-        "retrieval": {**ranking_metrics(ranks, ks), "queries": int(len(ranks["model"]))},
-        "value": {**value_metrics(y_value, value), "users": int(len(y_value))},
+        "retrieval": {**ranking_metrics(ranks, ks), "queries": len(ranks["model"])},
+        "value": {**value_metrics(y_value, value), "users": len(y_value)},
         "business": business_evaluation(model, sim, train_df, test_df, ks, max_queries, seed,
                                         q[len(clicked):], items),
     }

@@ -1,13 +1,31 @@
-"""The one-screen terminal summary of an evaluation.
+"""What an evaluation leaves behind: the terminal summary and `metrics.json`.
+
+`format_summary` is the model / oracle / baseline screen of simulator runs;
+`summary_lines` the model-beside-its-baselines tables of runs on the user's
+own tables (`tfrec.evaluation.tables`); `write_metrics` writes `metrics.json`
+for both.
 
 Example:
 
 ```python
 print(format_summary(result.metrics, ks=[10, 50, 100]))
+print("\n".join(summary_lines(tables_metrics)))
+write_metrics(metrics, "runs/quickstart")
 ```
 """
 
 from __future__ import annotations
+
+import json
+import os
+
+
+def write_metrics(metrics: dict, directory) -> str:
+    """Writes `metrics` to `directory/metrics.json` (numpy numbers as floats); returns the path."""
+    path = os.path.join(directory, "metrics.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=2, default=float)
+    return path
 
 
 def _row(label, values, note="", fmt="{:>10.4f}"):
@@ -72,3 +90,32 @@ def format_summary(metrics: dict, ks) -> str:
 
 def print_summary(metrics: dict, ks) -> None:
     print(format_summary(metrics, ks), flush=True)
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    """The model and its baselines of a run on tables, one metric per line (`metrics.json` layout)."""
+    lines = []
+
+    def table(title, block, keys):
+        names = [n for n, v in block.items() if isinstance(v, dict)]
+        lines.append(f"{title:<22}" + "".join(f"{n:>20}" for n in names))
+        for key in keys:
+            lines.append(f"  {key:<20}" + "".join(f"{block[n].get(key, float('nan')):>20.4f}" for n in names))
+
+    if "value" in metrics:
+        v = metrics["value"]
+        table(f"user value ({v['customers']} customers)", v,
+              ["normalized_gini", "spearman", "decile_mape", "spend_auc", "mean_predicted"])
+    for part in ("search", "interactions"):
+        if part not in metrics:
+            continue
+        block = metrics[part]
+        for head, keys in (("ctr", ["auc", "log_loss"]), ("relevance", ["rmse", "auc"])):
+            if head in block:
+                table(head, block[head], [k for k in keys if k in block[head]["model"]])
+        if "query_ndcg" in block:
+            qn = block["query_ndcg"]
+            table(f"per-query ({qn['queries_scored']} queries)", qn, list(qn["model"]))
+        r = block["retrieval"]
+        table(f"retrieval ({r['queries']} queries)", r, list(r["model"]))
+    return lines

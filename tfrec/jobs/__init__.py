@@ -1,8 +1,10 @@
 """Jobs: whole runs from a `JobConfig` (data -> train -> evaluate -> export).
 
-`run_job(config)` is the Python equivalent of `tfrec train --config FILE`:
-the simulator job when `config.data.source == "simulator"`, the
-bring-your-own-tables job when it is `"files"`.
+Every job runs the one skeleton of `tfrec.jobs.pipeline` with a source
+plug-in: `tfrec.jobs.simulated` (the embedded simulator) or
+`tfrec.jobs.files` (the user's own tables). `run_job(config)` is the Python
+equivalent of `tfrec train --config FILE`; `tfrec.jobs.evaluate.evaluate_run`
+of `tfrec evaluate --run-dir R`.
 
 Example:
 
@@ -15,13 +17,25 @@ result = run_job(JobConfig.from_yaml("training/configs/quickstart.yaml"))
 """
 
 
+def source_for(name: str):
+    """The source plug-in of `data.source`: `simulator` or `files`."""
+    if name == "files":
+        from tfrec.jobs.files import FilesSource
+
+        return FilesSource()
+    if name == "simulator":
+        from tfrec.jobs.simulated import SimulatorSource
+
+        return SimulatorSource()
+    raise ValueError(f"data.source must be 'simulator' or 'files', got {name!r}")
+
+
 def run_job(config) -> dict:
     """Runs the job `config` describes; returns its results (model, metrics, ...)."""
-    if getattr(getattr(config, "data", None), "source", "simulator") == "files":
-        from tfrec.jobs.tables import run
-    else:
-        from tfrec.jobs.simulated import run
-    return run(config)
+    from tfrec.jobs.pipeline import run_pipeline
+
+    source = getattr(getattr(config, "data", None), "source", "simulator") or "simulator"
+    return run_pipeline(source_for(source), config)
 
 
-__all__ = ["run_job"]
+__all__ = ["run_job", "source_for"]

@@ -22,12 +22,13 @@ import time
 import numpy as np
 import pandas as pd
 
-from tfrec import metrics as M
+from tfrec.console import log as _log
 from tfrec.data.simulator import simulate
 from tfrec.data.split import time_split
 from tfrec.data.validation import validate
+from tfrec.evaluation import metrics as M
 from tfrec.jobs.config import JobConfig
-from tfrec.jobs.simulated import _log, train
+from tfrec.jobs.pipeline import train
 from tfrec.models.inference import encode_items, encode_queries
 
 
@@ -53,7 +54,7 @@ def run(config: JobConfig, held_out_fraction: float = 0.15, k: int = 50) -> dict
     catalog = sim.items
     target = pd.Series(np.arange(len(catalog)), index=catalog.item_id)[test.item_id].to_numpy()
     _log(f"cold start: {len(cold)} items never in training; {len(test)} test clicks on them")
-    result = {"held_out_items": len(cold), "queries": int(len(test)), "k": k}
+    result = {"held_out_items": len(cold), "queries": len(test), "k": k}
     for name, use_text in (("text", True), ("id_only", False)):
         cfg = copy.deepcopy(config)
         cfg.model = dataclasses.replace(cfg.model, use_text=use_text)

@@ -176,7 +176,7 @@ DATA_SHAPES = ("search", "interactions", "transactions")
 class DataConfig:
     """Where the job's data comes from: the simulator or the user's own files.
 
-    With `source: files`, `tfrec.jobs.tables.run` reads `paths`, maps their
+    With `source: files`, `tfrec.jobs.files.run` reads `paths`, maps their
     columns with `schema` and prepares them for one of three `shape`s:
 
     * `search`: judged or logged search results (query text, item, click or

@@ -1,10 +1,13 @@
-"""The main job on the embedded default data: simulate, train, evaluate.
+"""The main job on the embedded default data: simulate, train, evaluate, export, serve.
 
-Each step prints what it did; the evaluation puts the model beside the oracle
-(the simulator's planted truth: the best achievable) and a popularity
-baseline, for CTR, retrieval, user value and business value (expected clicks
-and revenue per 1,000 queries), printed as a summary and written to
-`metrics.json` and the HTML report `report.html` (`tfrec.evaluation`).
+`SimulatorSource` is the simulator's plug-in on the job skeleton
+(`tfrec.jobs.pipeline`). Each step prints what it did; the evaluation puts
+the model beside the oracle (the simulator's planted truth: the best
+achievable) and a popularity baseline, for CTR, retrieval, user value and
+business value (expected clicks and revenue per 1,000 queries), printed as a
+summary and written to `metrics.json` and the HTML report `report.html`
+(`tfrec.evaluation`). With `export.enabled` the job exports the model for TF
+Serving (`models/`), serves it over gRPC and checks the answers.
 
 Example:
 
@@ -16,77 +19,45 @@ results["metrics"]["retrieval"]["model"]["recall@50"]
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import time
 
 import numpy as np
-import tensorflow as tf
+import pandas as pd
 
 from tfrec.console import log as _log
-from tfrec.data.pipeline import RowAccounting
 from tfrec.data.simulator import SimulatedData, simulate
-from tfrec.data.split import time_split
-from tfrec.data.validation import validate
-from tfrec.evaluation.metric_sets import ctr_metrics, ranking_metrics, value_metrics
+from tfrec.data.split import Split, holdout_mask, time_split
+from tfrec.data.validation import RowAccounting, validate
 from tfrec.evaluation.report import write_report
 from tfrec.evaluation.result import EvaluationResult
-from tfrec.evaluation.simulated import ctr_scores, evaluate_simulated, retrieval_ranks, value_scores
-from tfrec.evaluation.summary import print_summary as _print_summary
+from tfrec.evaluation.simulated import evaluate_simulated
+from tfrec.evaluation.summary import format_summary, print_summary, write_metrics
 from tfrec.jobs.config import JobConfig
+from tfrec.jobs.pipeline import Source, run_pipeline
 from tfrec.models.inference import predict_dataframe
-from tfrec.training.job import HOLDOUT_BUCKETS  # the value-label mask's user split
 
 
-def holdout_users(user_ids, fraction) -> np.ndarray:
-    """Users whose value label training never sees (stable hash of the id)."""
-    buckets = tf.strings.to_hash_bucket_fast(np.asarray(user_ids, dtype=object).astype(str), HOLDOUT_BUCKETS)
-    return buckets.numpy() < int(round(fraction * HOLDOUT_BUCKETS))
+@dataclasses.dataclass
+class SimulatorData:
+    """The simulated data of a job, validated and split by time."""
 
+    sim: SimulatedData
+    split: Split
+    accounting: RowAccounting
 
-def train(config: JobConfig, schema, train_df, valid_df, run_dir=None):
-    """Builds and trains the model (`tfrec.training.train_model`); returns (model, history).
+    @property
+    def schema(self):
+        return self.sim.schema()
 
-    `model` lives outside any distribution strategy (None on non-chief
-    workers of a multi-worker job). With `run_dir` the run directory gets the
-    model, backups, checkpoints, `history.csv` and TensorBoard logs, and a
-    restarted job resumes where it stopped.
-    """
-    from tfrec.training.job import train_model
+    @property
+    def train(self) -> pd.DataFrame:
+        return self.split.train
 
-    return train_model(config, schema, train_df, valid_df, run_dir=run_dir)
-
-
-# ------------------------------------------------------------------ evaluation
-# The scorers live in tfrec.evaluation.simulated; these keep the job's API.
-def evaluate_ctr(model, sim: SimulatedData, train_df, test_df):
-    """CTR metrics of the model, the oracle and the item-CTR x position baseline."""
-    return ctr_metrics(test_df.click.to_numpy(), ctr_scores(model, train_df, test_df))
-
-
-def evaluate_retrieval(model, sim: SimulatedData, train_df, test_df, ks, max_queries, seed=0):
-    """Recall@K, NDCG@K and MRR over the whole catalog: model, oracle, popularity."""
-    ranks = retrieval_ranks(model, sim, train_df, test_df, max_queries, seed)
-    return {**ranking_metrics(ranks, ks), "queries": int(len(ranks["model"]))}
-
-
-def evaluate_value(model, sim: SimulatedData, fraction):
-    """User-value metrics on the users whose value label training never saw."""
-    held = holdout_users(sim.users.user_id, fraction) if fraction > 0 else None
-    y, scores = value_scores(model, sim, held)
-    return {**value_metrics(y, scores), "users": int(len(y))}
-
-
-def evaluate(model, sim: SimulatedData, split, config: JobConfig) -> EvaluationResult:
-    """Every evaluation section (CTR, user value, retrieval, business value) for a job's config."""
-    fraction = config.training.value_holdout_fraction
-    held = holdout_users(sim.users.user_id, fraction) if fraction > 0 else None
-    return evaluate_simulated(model, sim, split, ks=config.evaluation.ks,
-                              max_queries=config.evaluation.max_queries, value_holdout=held)
-
-
-def print_summary(metrics, ks):
-    _print_summary(metrics, ks)
+    @property
+    def valid(self) -> pd.DataFrame:
+        return self.split.valid
 
 
 def targets(metrics, ks):
@@ -131,75 +102,103 @@ def serve_and_query(model, base_dir, model_name, test_df, sim, num_queries=3, k=
         server.stop()
 
 
-def run(config: JobConfig) -> dict:
-    """Simulate, validate, split, train, evaluate; write the run directory."""
-    t0 = time.time()
-    out_dir = config.output_dir
-    from tfrec.training.cluster import cluster_task
+class SimulatorSource(Source):
+    """The simulator plug-in: `config.simulator`'s data, evaluated beside the oracle; exports and serves."""
 
-    if cluster_task().is_chief:  # in multi-worker jobs only the chief writes
-        os.makedirs(out_dir, exist_ok=True)
-        config.to_yaml(os.path.join(out_dir, "config.yaml"))
-    _log(f"simulating {config.simulator.num_sessions} sessions x {config.simulator.slate_size} slots, "
-         f"{config.simulator.num_users} users, {config.simulator.num_items} items (seed {config.simulator.seed})")
-    sim = simulate(config.simulator)
-    schema = sim.schema()
-    acc = RowAccounting()
-    report = validate(sim.impressions, schema)
-    acc.add(report)
-    _log("validated: " + acc.summary().replace("\n", "; "))
-    split = time_split(report.valid, schema, valid_fraction=config.valid_fraction,
-                       test_fraction=config.test_fraction)
-    _log(f"time split: {split.sizes()} (valid from {split.valid_start}, test from {split.test_start})")
-    t_train = time.time()
-    model, history = train(config, schema, split.train, split.valid, run_dir=out_dir)
-    train_seconds = time.time() - t_train
-    if model is None:
-        _log("training done on this non-chief worker; the chief evaluates and writes the run directory")
-        return {"model": None, "metrics": None, "sim": sim, "split": split, "schema": schema, "export": None}
-    _log(f"trained {len(history.rows)} epoch(s) in {train_seconds:.0f}s "
-         f"({len(split.train) * len(history.rows) / train_seconds:.0f} examples/s)")
-    model_path = os.path.join(out_dir, "model.keras")
-    _log(f"saved {model_path} ({os.path.getsize(model_path) / 1e6:.1f} MB)")
-    ks = list(config.evaluation.ks)
-    evaluation = evaluate(model, sim, split, config)
-    metrics = {
-        **evaluation.metrics,
-        "rows": acc.to_dict(),
-        "split": split.sizes(),
-        "train_seconds": train_seconds,
-        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
-    }
-    metrics["targets"] = targets(metrics, ks)
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2, default=float)
-    print_summary(metrics, ks)
-    for name, ok in metrics["targets"].items():
-        print(f"  target {name}: {'met' if ok else 'NOT met'}")
-    report_path = write_report(evaluation, os.path.join(out_dir, "report.html"),
-                               title=f"tfrec evaluation: {os.path.basename(os.path.normpath(out_dir))}")
-    _log(f"wrote the evaluation report {report_path}")
-    # The catalog and a few rows travel with the run, for `tfrec export` and clients.
-    sim.items.to_parquet(os.path.join(out_dir, "catalog.parquet"), index=False)
-    split.test.head(64).to_parquet(os.path.join(out_dir, "examples.parquet"), index=False)
-    export = None
-    if config.export.enabled:
+    def read(self, config, out_dir):
+        sc = config.simulator
+        _log(f"simulating {sc.num_sessions} sessions x {sc.slate_size} slots, "
+             f"{sc.num_users} users, {sc.num_items} items (seed {sc.seed})")
+        data = self.load(config)
+        _log("validated: " + data.accounting.summary().replace("\n", "; "))
+        split = data.split
+        _log(f"time split: {split.sizes()} (valid from {split.valid_start}, test from {split.test_start})")
+        return data
+
+    def load(self, config):
+        sim = simulate(config.simulator)
+        schema = sim.schema()
+        accounting = RowAccounting()
+        report = validate(sim.impressions, schema)
+        accounting.add(report)
+        split = time_split(report.valid, schema, valid_fraction=config.valid_fraction,
+                           test_fraction=config.test_fraction)
+        return SimulatorData(sim, split, accounting)
+
+    def log_trained(self, data, history, train_seconds, model_path):
+        _log(f"trained {len(history.rows)} epoch(s) in {train_seconds:.0f}s "
+             f"({len(data.train) * len(history.rows) / train_seconds:.0f} examples/s)")
+        _log(f"saved {model_path} ({os.path.getsize(model_path) / 1e6:.1f} MB)")
+
+    def evaluate(self, model, data, config) -> EvaluationResult:
+        """Every evaluation section (CTR, user value, retrieval, business value), value on held-out users."""
+        fraction = config.training.value_holdout_fraction
+        held = holdout_mask(data.sim.users.user_id, fraction) if fraction > 0 else None
+        return evaluate_simulated(model, data.sim, data.split, ks=config.evaluation.ks,
+                                  max_queries=config.evaluation.max_queries, value_holdout=held)
+
+    def run_metrics(self, data) -> dict:
+        return {"rows": data.accounting.to_dict(), "split": data.split.sizes()}
+
+    def add_metrics(self, metrics, config):
+        metrics["targets"] = targets(metrics, list(config.evaluation.ks))
+
+    def finish(self, model, data, result, metrics, config, out_dir):
+        print_summary(metrics, list(config.evaluation.ks))
+        for name, ok in metrics["targets"].items():
+            print(f"  target {name}: {'met' if ok else 'NOT met'}")
+        report_path = write_report(result, os.path.join(out_dir, "report.html"),
+                                   title=f"tfrec evaluation: {os.path.basename(os.path.normpath(out_dir))}")
+        _log(f"wrote the evaluation report {report_path}")
+        # The catalog and a few rows travel with the run, for `tfrec export` and clients.
+        data.sim.items.to_parquet(os.path.join(out_dir, "catalog.parquet"), index=False)
+        data.split.test.head(64).to_parquet(os.path.join(out_dir, "examples.parquet"), index=False)
+
+    def export(self, model, data, metrics, config, out_dir):
+        if not config.export.enabled:
+            return None
         from tfrec.export import export_model
 
         base_dir = config.export.base_dir or os.path.join(out_dir, "models")
         export = export_model(
-            model, base_dir, catalog=sim.items, model_name=config.export.model_name,
+            model, base_dir, catalog=data.sim.items, model_name=config.export.model_name,
             max_k=config.export.max_k, keep_versions=config.export.keep_versions,
-            examples=split.test.head(8), training_config=config.to_dict(),
+            examples=data.split.test.head(8), training_config=config.to_dict(),
             metrics={k: metrics[k] for k in ("ctr", "retrieval", "value")}, verbose=False,
         )
         _log(f"exported for TF Serving: {export.path} ({export.size_bytes / 1e6:.1f} MB, "
              f"{export.export_seconds:.1f}s; cold load {export.load_seconds:.1f}s)")
-        metrics["serving"] = serve_and_query(model, base_dir, config.export.model_name, split.test, sim)
+        metrics["serving"] = serve_and_query(model, base_dir, config.export.model_name, data.split.test, data.sim)
         metrics["export"] = {"path": export.path, "version": export.version, "size_bytes": export.size_bytes,
                              "export_seconds": export.export_seconds, "load_seconds": export.load_seconds}
-        with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-            json.dump(metrics, f, indent=2, default=float)
-    _log(f"done in {time.time() - t0:.0f}s; run directory {out_dir}")
-    return {"model": model, "metrics": metrics, "sim": sim, "split": split, "schema": schema, "export": export,
-            "evaluation": evaluation}
+        return export
+
+    def results(self, model, metrics, data, config, export=None, evaluation=None) -> dict:
+        out = {"model": model, "metrics": metrics, "sim": data.sim, "split": data.split, "schema": data.schema,
+               "export": export}
+        if model is not None:
+            out["evaluation"] = evaluation
+        return out
+
+    def evaluate_again(self, model, data, config, run_dir, output_dir, verbose):
+        """Writes `metrics.json` (over what the job wrote there) and `report.html`; returns the `EvaluationResult`."""
+        result = self.evaluate(model, data, config)
+        result.context["run directory"] = os.path.abspath(run_dir)
+        os.makedirs(output_dir, exist_ok=True)
+        metrics_path = os.path.join(output_dir, "metrics.json")
+        previous = {}
+        if os.path.isfile(metrics_path):  # keep what the job wrote (rows, history, export, serving)
+            with open(metrics_path, encoding="utf-8") as f:
+                previous = json.load(f)
+        write_metrics({**previous, **result.metrics, "split": data.split.sizes()}, output_dir)
+        name = os.path.basename(os.path.normpath(run_dir))
+        report_path = write_report(result, os.path.join(output_dir, "report.html"), title=f"tfrec evaluation: {name}")
+        if verbose:
+            print(format_summary(result.metrics, result.ks), flush=True)
+            print(f"\nwrote {metrics_path} and {report_path}", flush=True)
+        return result
+
+
+def run(config: JobConfig) -> dict:
+    """Simulate, validate, split, train, evaluate, export; write the run directory (`tfrec quickstart`)."""
+    return run_pipeline(SimulatorSource(), config)

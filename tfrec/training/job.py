@@ -20,11 +20,10 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from tfrec.data.split import holdout_mask
 from tfrec.training.epoch_data import EpochBatches
 from tfrec.training.strategy import choose_strategy
 from tfrec.training.trainer import Trainer
-
-HOLDOUT_BUCKETS = 1000
 
 
 class History:
@@ -41,12 +40,12 @@ class History:
 def value_label_mask(user_column, fraction):
     """A batch transform hiding the value label (NaN) of a stable share of users.
 
-    The value head is then judged on users whose labels training never saw.
+    The value head is then judged on users whose labels training never saw
+    (`tfrec.data.split.holdout_mask`).
     """
-    limit = int(round(fraction * HOLDOUT_BUCKETS))
 
     def fn(features, labels):
-        held = tf.strings.to_hash_bucket_fast(features[user_column], HOLDOUT_BUCKETS) < limit
+        held = holdout_mask(features[user_column], fraction)
         labels = dict(labels)
         labels["value"] = tf.where(held, tf.constant(float("nan"), tf.float32), labels["value"])
         return features, labels

@@ -66,6 +66,8 @@ class RetrievalTask(Task):
             self.item_sampling_probability = self.add_weight(
                 shape=prob.shape, initializer=keras.initializers.Constant(prob), trainable=False,
                 name="item_sampling_probability")
+        # Its only state is created here: the task is never called, only its loss.
+        self.built = True
 
     def positive_weights(self, labels):
         """1 for the rows that are positives, 0 otherwise; None = every row is one."""

@@ -1,10 +1,13 @@
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tfrec.data.pipeline import RowAccounting, dataset_from_dataframe, dataset_from_parquet
+from tfrec.data.pipeline import (
+    RowAccounting,
+    dataset_from_dataframe,
+    dataset_from_parquet,
+)
 from tfrec.data.simulator import SimulatorConfig, simulate
 from tfrec.data.validation import SchemaValidationError
 
@@ -100,7 +103,7 @@ def test_parquet_streaming_matches_dataframe(sim, tmp_path):
     feats, labels = collect(ds)
     got_items = np.concatenate([f["item_id"] for f in feats]).astype(str)
     got_clicks = np.concatenate([l["click"] for l in labels])
-    good = df.drop(index=list(range(0, 5)) + [10, 11, 12, 20])
+    good = df.drop(index=list(range(5)) + [10, 11, 12, 20])
     assert got_items.tolist() == good.item_id.tolist()
     np.testing.assert_array_equal(got_clicks, good.click.to_numpy(np.float32))
     assert acc.rows_read == 4000 and acc.rows_used == 3991

@@ -24,9 +24,14 @@ class CrossNetwork(keras.layers.Layer):
         self.crosses = [keras_rs.layers.FeatureCross(name=f"cross_{i}") for i in range(self.num_layers)]
 
     def build(self, input_shape):
+        # keras-rs `FeatureCross.build` creates its Dense layers without
+        # building them (they build on first call): one call on zeros creates
+        # all the state, as a reloaded model needs.
         for cross in self.crosses:
             cross.build(input_shape)
+        x0 = keras.ops.zeros((1,) + tuple(input_shape[1:]))
         self.built = True
+        self.call(x0)
 
     def call(self, x0):
         x = x0

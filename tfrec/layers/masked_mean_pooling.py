@@ -22,8 +22,8 @@ class MaskedMeanPooling(keras.layers.Layer):
         count = tf.reduce_sum(weights, axis=-2)
         return total / tf.maximum(count, 1.0)
 
-    def compute_output_shape(self, input_shape, mask_shape=None):
-        return input_shape[:-2] + input_shape[-1:]
+    def compute_output_shape(self, vectors_shape, mask_shape=None):
+        return tuple(vectors_shape[:-2]) + tuple(vectors_shape[-1:])
 
     def get_config(self):
         return super().get_config()

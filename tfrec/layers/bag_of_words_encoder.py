@@ -8,7 +8,7 @@ anywhere.
 Example:
 
 ```python
-encoder = BagOfWordsEncoder.from_corpus(titles, output_dim=32)
+encoder = BagOfWordsEncoder.from_corpus(["red running shoes", "oak desk"], output_dim=32)
 encoder(tf.constant(["red running shoes"]))   # [1, 32]
 ```
 """

@@ -8,10 +8,11 @@ feature dict keyed by the schema's column names.
 Example:
 
 ```python
-users = UserFeatureEncoder(id_column="user_id", id_vocabulary=user_ids,
-                           categorical={"segment": ["new", "loyal"]},
-                           numeric_columns=["tenure"], numeric_stats=stats)
-profile, id_vector = users(features)
+users = UserFeatureEncoder(id_column="user_id", id_vocabulary=["u1", "u2"],
+                           categorical={"segment": ["new", "loyal"]}, numeric_columns=["tenure"],
+                           numeric_stats={"mean": [2.0], "std": [1.0], "log_scale": [False]})
+profile, id_vector = users({"user_id": tf.constant(["u1", "u7"]), "segment": tf.constant(["new", "x"]),
+                            "tenure": tf.constant([1.0, 3.0])})
 ```
 """
 

@@ -4,7 +4,7 @@ Example:
 
 ```python
 pool = MaskedMeanPooling()
-pool(vectors, mask)   # vectors [B, L, D], mask [B, L] bool -> [B, D]
+pool(keras.ops.ones((2, 5, 8)), keras.ops.ones((2, 5), "bool"))   # [B, L, D], [B, L] -> [B, D]
 ```
 """
 

@@ -11,7 +11,7 @@ Example:
 
 ```python
 block = MultiTaskBlock("mmoe", num_tasks=2, num_experts=4, units=[64])
-ctr_in, relevance_in = block(features)   # one tensor per task
+ctr_in, relevance_in = block(keras.ops.ones((4, 16)))   # one [4, 64] tensor per task
 ```
 """
 

@@ -8,7 +8,7 @@ model can tell "unknown" from "average".
 Example:
 
 ```python
-layer = NumericFeatures.fit(train_df[["price"]].to_numpy(), log_scale=[True])
+layer = NumericFeatures.fit(np.array([[9.5], [12.0], [30.0]]), log_scale=[True])
 layer(tf.constant([[12.5], [float("nan")]]))   # [2, 2]: value, missing flag
 ```
 """

@@ -9,8 +9,9 @@ keras-hub's `MultiSegmentPacker` defaults to round-robin truncation, whose
 Example:
 
 ```python
-encoder = TextEncoder.from_preset("/path/to/hf_bert_dir", sequence_length=16)
-encoder = TextEncoder.from_scratch(corpus, vocabulary_size=2000, hidden_dim=64)
+# or TextEncoder.from_preset("<keras-hub preset or a local HF BERT directory>", sequence_length=16)
+encoder = TextEncoder.from_scratch(["red running shoes", "oak desk", "blue shoes"] * 5,
+                                   vocabulary_size=100, hidden_dim=16, num_layers=1, num_heads=2)
 vectors = encoder(tf.constant(["red running shoes", "oak desk"]))  # [2, hidden]
 ```
 """
@@ -206,7 +207,8 @@ def trim_padding(token_ids, padding_mask):
     Example:
 
     ```python
-    ids, mask = trim_padding(ids, mask)   # [2, 32] -> [2, 7] for short queries
+    ids = tf.constant([[101, 7, 102, 0], [101, 102, 0, 0]])
+    ids, mask = trim_padding(ids, ids != 0)   # [2, 4] -> [2, 3]
     ```
     """
     lengths = tf.reduce_sum(tf.cast(padding_mask, tf.int32), axis=1)

@@ -13,7 +13,8 @@ Example:
 
 ```python
 loss_layer = InBatchSoftmaxRetrievalLoss(temperature=0.05)
-loss = loss_layer(query_emb, item_emb, item_index, sampling_prob, weights)
+emb = tf.math.l2_normalize(tf.random.normal([4, 8]), axis=-1)
+loss = loss_layer(emb, emb, item_index=tf.constant([0, 1, 2, 2]), sampling_probability=tf.fill([4], 0.25))
 ```
 """
 

@@ -11,7 +11,8 @@ Example:
 
 ```python
 loss = ZeroInflatedLognormalLoss()
-loss(y_true=[[0.0], [12.0]], y_pred=head_logits)   # head_logits [2, 3]
+head_logits = tf.constant([[-1.0, 0.5, 0.2], [2.0, 2.4, 0.1]])   # P(spends) logit, mu, sigma
+loss(y_true=[[0.0], [12.0]], y_pred=head_logits)
 ziln_expected_value(head_logits)                    # E[value], [2]
 ```
 """

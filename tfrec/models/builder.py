@@ -15,7 +15,7 @@ validation or test data leaks into the model.
 Example:
 
 ```python
-model = build_model(schema, ModelConfig(), split.train)
+model = build_model(schema, ModelConfig(), train_df)   # validated training rows
 ```
 """
 

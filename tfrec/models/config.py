@@ -5,7 +5,7 @@ Example:
 ```python
 config = ModelConfig(embedding_dim=64, multitask="mmoe",
                      text=TextConfig(preset="minilm", query_sequence_length=16))
-config = ModelConfig.from_dict(yaml.safe_load(open("model.yaml")))
+config = ModelConfig.from_dict({"embedding_dim": 32, "text": {"hidden_dim": 32}})   # e.g. from YAML
 ```
 """
 

@@ -25,8 +25,8 @@ Example:
 ```python
 model = build_model(schema, ModelConfig(), train_df)
 model.compile(optimizer="adam")
-model.fit(dataset_from_dataframe(train_df, schema, batch_size=512), epochs=2)
-scores = model.predict(features)   # dict: ctr, user_value, score, embeddings...
+model.fit(dataset_from_dataframe(train_df, schema, batch_size=512).take(2), epochs=1, verbose=0)
+scores = model(features)   # dict: ctr, user_value, score, embeddings...
 ```
 """
 

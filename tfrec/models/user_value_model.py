@@ -6,8 +6,8 @@ What a transactions table (one row per customer) trains: the user features
 Example:
 
 ```python
-model = build_model(schema, ModelConfig(value_detach_profile=False), customers_df)
-model.predict_user_value(features)   # {"user_value", "value_probability", ...}
+model = build_model(customer_schema, ModelConfig(), customers_df)   # no item columns: a UserValueModel
+model.predict_user_value(customer_features)   # {"user_value", "value_probability", ...}
 ```
 """
 

@@ -9,7 +9,7 @@ retrieval score.
 Example:
 
 ```python
-tower = ItemTower(item_encoder, text_encoder, item_text_column="title", units=[128], embedding_dim=64)
+tower = ItemTower(item_encoder, text_encoder, item_text_column=schema.item_text, units=[128], embedding_dim=64)
 out = tower(features)   # {"embedding": [B, 64], "hidden": [B, 128]}
 ```
 """

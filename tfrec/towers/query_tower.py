@@ -9,7 +9,8 @@ reads it.
 Example:
 
 ```python
-tower = QueryTower(user_encoder, text_encoder, query_text_column="query", units=[128], embedding_dim=64)
+tower = QueryTower(user_encoder, text_encoder, query_text_column=schema.query_text, units=[128],
+                   embedding_dim=64)
 out = tower(features)   # {"embedding": [B, 64], "hidden": [B, 128], "profile": [B, p]}
 ```
 """

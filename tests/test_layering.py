@@ -45,3 +45,23 @@ def test_the_rank_check_catches_an_upward_import(tmp_path, monkeypatch):
     (root / "export" / "peer.py").write_text("import tfrec.evaluation.metrics\n")  # same rank: not allowed
     monkeypatch.setattr(test_architecture, "ROOT", root)
     assert {v.split(" ")[0] for v in _violations(root)} == {"layers/bad.py:1", "export/peer.py:1"}
+
+
+def _private_attribute_uses(root):
+    """`obj._name` where `obj` is not `self`/`cls` (or an object of our own, named in ALLOWED)."""
+    import ast
+
+    allowed = {"outer._handler"}  # serving/server.py: the server's own request handler
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                use = f"{ast.unparse(node.value)}.{node.attr}"
+                if ast.unparse(node.value) not in ("self", "cls") and use not in allowed:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {use}")
+    return found
+
+
+def test_no_private_attributes_of_other_objects():
+    """No private Keras (or other library) API: e.g. `model._flatten_layers`, `optimizer._get_variable_index`."""
+    assert _private_attribute_uses(ROOT) == []

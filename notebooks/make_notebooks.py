@@ -211,7 +211,8 @@ server = LocalModelServer(base_dir, model_name="tfrec", port=0).start()
 client = ServingClient(f"127.0.0.1:{server.port}", model_name="tfrec", timeout=30)
 print(client.status())
 {name: sorted(sig["inputs"]) for name, sig in client.signatures().items()}'''),
-        new_markdown_cell("Retrieve the top 5 items of the whole catalog for three test queries that ended in a click:"),
+        new_markdown_cell("Retrieve the top 5 items of the whole catalog for three test queries that ended in a "
+                          "click:"),
         new_code_cell('''\
 queries = split.test[split.test.click == 1].drop_duplicates("query").head(3)
 top = client.retrieve(queries, k=5)
@@ -221,7 +222,8 @@ for row, (_, q) in zip(queries.index, queries.iterrows()):
                                       clicked=lambda d: d.item_id == q["item_id"])
     print(f'query "{q["query"]}" (user {q["user_id"]}, clicked "{q["item_title"]}")')
     print(hits[["rank", "title", "score", "clicked"]].to_string(index=False), end="\\n\\n")'''),
-        new_markdown_cell("Score user-item pairs: CTR at the top position, two-tower score, the user's expected value:"),
+        new_markdown_cell("Score user-item pairs: CTR at the top position, two-tower score, the user's expected "
+                          "value:"),
         new_code_cell('''\
 pairs = split.test.head(8)
 served = client.score(pairs)

@@ -21,12 +21,12 @@ if not DATA.is_file():
         allow_module_level=True,
     )
 
-from tfrec.data.online_retail import (
+from tfrec.data.online_retail import (  # noqa: E402
     OnlineRetailData,
     find_online_retail,
     load_online_retail,
 )
-from tfrec.data.validation import validate
+from tfrec.data.validation import validate  # noqa: E402
 
 CAL_STOP = pd.Timestamp("2011-09-01")  # default cutoff 2011-08-31, inclusive
 HOR_STOP = pd.Timestamp("2011-12-10")  # default horizon_end 2011-12-09, inclusive

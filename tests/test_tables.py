@@ -68,7 +68,7 @@ def interactions_table(seed=0, users=150, events=16):
     t0 = pd.Timestamp("2024-01-01")
     for u in range(users):
         fav = u % len(CATEGORIES)
-        for e in range(events):
+        for _ in range(events):
             pool = items[items.category == CATEGORIES[fav]] if rng.random() < 0.85 else items
             it = pool.iloc[rng.integers(0, len(pool))]
             rows.append({"user": f"u{u}", "country": ["UK", "FR"][u % 2], "sku": it.sku, "title": it.title,
@@ -197,7 +197,8 @@ def test_query_split_has_no_query_in_two_splits():
     assert sum(data.sizes().values()) == len(df)
     assert all(len(k) > 5 for k in keys)
     by_time = S.prepare_search(validate(df, schema).valid, schema, split_by="time", cutoff="2024-01-01 05:00")
-    assert by_time.train["ts"].max() < by_time.valid["ts"].min() and by_time.valid["ts"].max() < by_time.test["ts"].min()
+    assert by_time.train["ts"].max() < by_time.valid["ts"].min()
+    assert by_time.valid["ts"].max() < by_time.test["ts"].min()
     assert by_time.test["ts"].min() >= pd.Timestamp("2024-01-01 05:00")
     # "Red Boots" and "red  boots" are one query.
     assert S.query_key(pd.Series([" Red  Boots", "red boots"])).nunique() == 1

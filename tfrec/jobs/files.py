@@ -145,7 +145,7 @@ class FilesSource(Source):
         return {"model": model, "metrics": metrics, "data": data.prepared, "tables": data.tables, "config": config}
 
     def evaluate_again(self, model, data, config, run_dir, output_dir, verbose):
-        """Writes `metrics.json` (keeping the run's training history and timings) and `report.html`; returns the metrics."""
+        """Writes `metrics.json` (keeping the run's training history and timings) and `report.html`; returns it."""
         result = self.evaluate(model, data, config)
         metrics = dict(result.metrics)
         previous = {}

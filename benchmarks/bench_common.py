@@ -18,8 +18,18 @@ import resource
 import time
 from importlib import metadata
 
-PACKAGES = ("tfrec", "tensorflow", "keras", "keras-hub", "tensorflow-text", "numpy", "torch",
-            "sentence-transformers", "transformers", "grpcio")
+PACKAGES = (
+    "tfrec",
+    "tensorflow",
+    "keras",
+    "keras-hub",
+    "tensorflow-text",
+    "numpy",
+    "torch",
+    "sentence-transformers",
+    "transformers",
+    "grpcio",
+)
 
 
 def cpu_model() -> str:
@@ -40,8 +50,11 @@ def cpu_flags() -> list[str]:
             for line in f:
                 if line.startswith("flags"):
                     flags = line.split(":", 1)[1].split()
-                    return sorted(f for f in flags if f.startswith(("avx512_bf16", "avx512_vnni", "avx512f",
-                                                                     "amx", "avx2", "avx_vnni")))
+                    return sorted(
+                        f
+                        for f in flags
+                        if f.startswith(("avx512_bf16", "avx512_vnni", "avx512f", "amx", "avx2", "avx_vnni"))
+                    )
     except OSError:
         pass
     return []

@@ -34,14 +34,34 @@ def _small_model():
     from tfrec.jobs.config import JobConfig
     from tfrec.training import train_model
 
-    config = JobConfig.from_dict({
-        "simulator": {"num_users": 400, "num_items": 300, "num_sessions": 400, "seed": 4},
-        "model": {"embedding_dim": 16, "id_embedding_dim": 8, "tower_units": [32], "expert_units": [16],
-                  "text": {"vocabulary_size": 300, "hidden_dim": 16, "num_layers": 1, "num_heads": 2,
-                           "query_sequence_length": 6, "item_sequence_length": 8}},
-        "training": {"epochs": 1, "batch_size": 128, "learning_rate": 0.01, "verbose": 0,
-                     "early_stopping_patience": 0, "tensorboard": False, "value_holdout_fraction": 0.0},
-    })
+    config = JobConfig.from_dict(
+        {
+            "simulator": {"num_users": 400, "num_items": 300, "num_sessions": 400, "seed": 4},
+            "model": {
+                "embedding_dim": 16,
+                "id_embedding_dim": 8,
+                "tower_units": [32],
+                "expert_units": [16],
+                "text": {
+                    "vocabulary_size": 300,
+                    "hidden_dim": 16,
+                    "num_layers": 1,
+                    "num_heads": 2,
+                    "query_sequence_length": 6,
+                    "item_sequence_length": 8,
+                },
+            },
+            "training": {
+                "epochs": 1,
+                "batch_size": 128,
+                "learning_rate": 0.01,
+                "verbose": 0,
+                "early_stopping_patience": 0,
+                "tensorboard": False,
+                "value_holdout_fraction": 0.0,
+            },
+        }
+    )
     sim = simulate(config.simulator)
     df = validate(sim.impressions, sim.schema()).valid
     model, _ = train_model(config, sim.schema(), df.head(3 * 128))
@@ -76,6 +96,7 @@ def cold_load(path):
     import tensorflow_text  # noqa: F401
 
     from tfrec.export.saved_model import WARMUP_FILE
+
     t1 = time.perf_counter()
     loaded = tf.saved_model.load(path)
     t2 = time.perf_counter()
@@ -91,8 +112,12 @@ def cold_load(path):
         t = time.perf_counter()
         loaded.signatures[name](**inputs)
         first[name] = round(time.perf_counter() - t, 3)
-    return {"import_s": round(t1 - t0, 3), "load_s": round(t2 - t1, 3), "first_call_s": first,
-            "load_and_first_calls_s": round(time.perf_counter() - t1, 3)}
+    return {
+        "import_s": round(t1 - t0, 3),
+        "load_s": round(t2 - t1, 3),
+        "first_call_s": first,
+        "load_and_first_calls_s": round(time.perf_counter() - t1, 3),
+    }
 
 
 def run(run_dir="runs/quickstart", repeats=3, quick=False) -> dict:
@@ -103,18 +128,27 @@ def run(run_dir="runs/quickstart", repeats=3, quick=False) -> dict:
     result = {"benchmark": "export", "model": source, "catalog_items": int(len(catalog)), "quick": quick}
     with tempfile.TemporaryDirectory() as base:
         exported = export_model(model, base, catalog=catalog, examples=examples, verbose=False)
-        result.update({"size_mb": round(exported.size_bytes / 1e6, 2), "size_by_part_mb": _parts(exported.path),
-                       "export_s": round(exported.export_seconds, 2),
-                       "load_s_in_exporting_process": round(exported.load_seconds, 2)})
+        result.update(
+            {
+                "size_mb": round(exported.size_bytes / 1e6, 2),
+                "size_by_part_mb": _parts(exported.path),
+                "export_s": round(exported.export_seconds, 2),
+                "load_s_in_exporting_process": round(exported.load_seconds, 2),
+            }
+        )
         loads = []
         for _ in range(1 if quick else repeats):
-            proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", exported.path],
-                                  capture_output=True, text=True, timeout=600)
+            proc = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--child", exported.path],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode != 0 or not lines:
                 loads.append({"error": proc.stderr[-2000:]})
                 continue
-            loads.append(json.loads(lines[-1][len("RESULT "):]))
+            loads.append(json.loads(lines[-1][len("RESULT ") :]))
         result["cold_loads"] = loads
         ok = [x for x in loads if "error" not in x]
         if ok:
@@ -122,10 +156,14 @@ def run(run_dir="runs/quickstart", repeats=3, quick=False) -> dict:
 
             result["cold_load_s_median"] = round(float(np.median([x["load_s"] for x in ok])), 3)
             result["cold_load_and_first_calls_s_median"] = round(
-                float(np.median([x["load_and_first_calls_s"] for x in ok])), 3)
-    print(f"export: {result['size_mb']} MB, export {result['export_s']} s, cold load "
-          f"{result.get('cold_load_s_median')} s (+ first calls: {result.get('cold_load_and_first_calls_s_median')} s)",
-          file=sys.stderr, flush=True)
+                float(np.median([x["load_and_first_calls_s"] for x in ok])), 3
+            )
+    print(
+        f"export: {result['size_mb']} MB, export {result['export_s']} s, cold load "
+        f"{result.get('cold_load_s_median')} s (+ first calls: {result.get('cold_load_and_first_calls_s_median')} s)",
+        file=sys.stderr,
+        flush=True,
+    )
     return result
 
 

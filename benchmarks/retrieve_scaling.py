@@ -69,12 +69,18 @@ def measure(n, d, index_kind, calls, clustered=True, probes=None, seed=0):
     index.attach(holder)
     holder.ids = tf.Variable(tf.constant(ids), trainable=False)
     holder.table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.range(n, dtype=tf.int64)), default_value=-1)
+        tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.range(n, dtype=tf.int64)), default_value=-1
+    )
     del emb
 
     def make(probe):
-        @tf.function(input_signature=[tf.TensorSpec([None, d], tf.float32), tf.TensorSpec([None], tf.int32),
-                                      tf.TensorSpec([None, None], tf.string)])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, d], tf.float32),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None, None], tf.string),
+            ]
+        )
         def retrieve(query, k, exclude):
             width = tf.maximum(tf.minimum(tf.reduce_max(k), n), 1)
             kwargs = {"probe": probe} if probe else {}
@@ -89,18 +95,24 @@ def measure(n, d, index_kind, calls, clustered=True, probes=None, seed=0):
 
     def latency(fn):
         for i in range(5):
-            fn(tf.constant(queries[i:i + 1]), k, exclude)
+            fn(tf.constant(queries[i : i + 1]), k, exclude)
         times = []
         for i in range(calls):
-            q = tf.constant(queries[i % len(queries): i % len(queries) + 1])
+            q = tf.constant(queries[i % len(queries) : i % len(queries) + 1])
             t0 = time.perf_counter()
             out = fn(q, k, exclude)
             out[0].numpy()
             times.append(time.perf_counter() - t0)
         return {**percentiles_ms(times), "qps_1_client": round(len(times) / sum(times), 1)}
 
-    row = {"items": n, "dim": d, "index": index.describe(), "clustered": clustered,
-           "index_mb": round(index.nbytes() / 1e6, 1), "build_s": round(build_s, 2)}
+    row = {
+        "items": n,
+        "dim": d,
+        "index": index.describe(),
+        "clustered": clustered,
+        "index_mb": round(index.nbytes() / 1e6, 1),
+        "build_s": round(build_s, 2),
+    }
     if index_kind == "brute_force":
         row.update(latency(make(None)))
     else:
@@ -113,12 +125,18 @@ def measure(n, d, index_kind, calls, clustered=True, probes=None, seed=0):
             fn = make(probe)
             # One query per call, as served (a batch of B queries gathers
             # B x probe x cluster size x d floats at once).
-            got = [fn(tf.constant(queries[i:i + 1]), tf.constant([K], tf.int32), tf.constant([[""]]))[0].numpy()[0]
-                   for i in range(64)]
+            got = [
+                fn(tf.constant(queries[i : i + 1]), tf.constant([K], tf.int32), tf.constant([[""]]))[0].numpy()[0]
+                for i in range(64)
+            ]
             got_pos = [{int(s[1:]) for s in r.astype(str) if s} for r in got]
             recall = float(np.mean([len(g & set(e)) / K for g, e in zip(got_pos, exact)]))
-            entry = {"probe": probe, "scanned_fraction": round(probe / index.clusters, 4),
-                     f"recall_at_{K}": round(recall, 4), **latency(fn)}
+            entry = {
+                "probe": probe,
+                "scanned_fraction": round(probe / index.clusters, 4),
+                f"recall_at_{K}": round(recall, 4),
+                **latency(fn),
+            }
             row["probes"].append(entry)
     row["rss_mb_before"] = rss_start
     row["rss_mb_after"] = rss_mb()
@@ -128,8 +146,7 @@ def measure(n, d, index_kind, calls, clustered=True, probes=None, seed=0):
 
 def _child(args):
     probes = [int(p) for p in args.probes.split(",")] if args.probes else None
-    row = measure(args.child_n, args.child_d, args.child_index, args.calls, clustered=not args.uniform,
-                  probes=probes)
+    row = measure(args.child_n, args.child_d, args.child_index, args.calls, clustered=not args.uniform, probes=probes)
     print("RESULT " + json.dumps(row))
 
 
@@ -146,8 +163,18 @@ def run(sizes, dims, calls, probes="", quick=False, uniform_at=100_000) -> dict:
     if uniform_at in sizes and not quick:
         jobs.append((uniform_at, dims[0], "partitioned", True))
     for n, d, kind, uniform in jobs:
-        cmd = [sys.executable, os.path.abspath(__file__), "--child-n", str(n), "--child-d", str(d),
-               "--child-index", kind, "--calls", str(calls)]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--child-n",
+            str(n),
+            "--child-d",
+            str(d),
+            "--child-index",
+            kind,
+            "--calls",
+            str(calls),
+        ]
         if probes:
             cmd += ["--probes", probes]
         if uniform:
@@ -159,14 +186,22 @@ def run(sizes, dims, calls, probes="", quick=False, uniform_at=100_000) -> dict:
             rows.append({"items": n, "dim": d, "index": {"kind": kind}, "error": proc.stderr[-2000:]})
             print(f"retrieve_scaling {kind} n={n} d={d}: FAILED", file=sys.stderr, flush=True)
             continue
-        row = json.loads(lines[-1][len("RESULT "):])
+        row = json.loads(lines[-1][len("RESULT ") :])
         row["wall_s"] = round(time.time() - t, 1)
         rows.append(row)
-        summary = (f"p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms" if kind == "brute_force" else
-                   "; ".join(f"probe {p['probe']}: recall {p[f'recall_at_{K}']} p99 {p['p99_ms']} ms"
-                             for p in row["probes"]))
-        print(f"retrieve_scaling {kind}{' uniform' if uniform else ''} n={n} d={d}: {summary}, "
-              f"peak RSS {row['peak_rss_mb']} MB", file=sys.stderr, flush=True)
+        summary = (
+            f"p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms"
+            if kind == "brute_force"
+            else "; ".join(
+                f"probe {p['probe']}: recall {p[f'recall_at_{K}']} p99 {p['p99_ms']} ms" for p in row["probes"]
+            )
+        )
+        print(
+            f"retrieve_scaling {kind}{' uniform' if uniform else ''} n={n} d={d}: {summary}, "
+            f"peak RSS {row['peak_rss_mb']} MB",
+            file=sys.stderr,
+            flush=True,
+        )
     return {"benchmark": "retrieve_scaling", "k": K, "calls_per_setting": calls, "quick": quick, "rows": rows}
 
 
@@ -188,8 +223,12 @@ def main(argv=None):
     if args.quick:
         result = run([2000], [16], calls=20, probes="4", quick=True)
     else:
-        result = run([int(s) for s in args.sizes.split(",")], [int(d) for d in args.dims.split(",")],
-                     calls=args.calls, probes=args.probes)
+        result = run(
+            [int(s) for s in args.sizes.split(",")],
+            [int(d) for d in args.dims.split(",")],
+            calls=args.calls,
+            probes=args.probes,
+        )
     result = {"machine": machine_info(), **result}
     emit(result, args.out)
 

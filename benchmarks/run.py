@@ -52,19 +52,27 @@ def run_item(name, quick=False, extra=(), timeout=3600) -> dict:
         cmd = [sys.executable, script, *(QUICK_ARGS[name] if quick else []), *extra, "--out", out]
         t = time.time()
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                  env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+            )
         except subprocess.TimeoutExpired:
             return {"status": "failed", "reason": f"timed out after {timeout} s", "command": cmd}
         seconds = round(time.time() - t, 1)
         prefix = name.split("_")[0]
-        progress = [ln for ln in proc.stderr.splitlines() + proc.stdout.splitlines()
-                    if ln.startswith(prefix) or "replica(s):" in ln]
+        progress = [
+            ln
+            for ln in proc.stderr.splitlines() + proc.stdout.splitlines()
+            if ln.startswith(prefix) or "replica(s):" in ln
+        ]
         for line in progress:
             print(f"  {line}", flush=True)
         if proc.returncode != 0 or not os.path.exists(out):
-            return {"status": "failed", "seconds": seconds, "returncode": proc.returncode,
-                    "reason": (proc.stderr or proc.stdout)[-3000:]}
+            return {
+                "status": "failed",
+                "seconds": seconds,
+                "returncode": proc.returncode,
+                "reason": (proc.stderr or proc.stdout)[-3000:],
+            }
         with open(out) as f:
             result = json.load(f)
     result.pop("machine", None)  # recorded once, at the top
@@ -89,8 +97,7 @@ def main(argv=None):
             continue
         print(f"[{name}]", flush=True)
         report["items"][name] = run_item(name, quick=args.quick)
-        print(f"[{name}] {report['items'][name]['status']} in {report['items'][name].get('seconds', 0)} s",
-              flush=True)
+        print(f"[{name}] {report['items'][name]['status']} in {report['items'][name].get('seconds', 0)} s", flush=True)
     report["seconds"] = round(time.time() - t0, 1)
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

@@ -4,7 +4,8 @@ Usage: python benchmarks/serving.py [--run-dir runs/quickstart] [--seconds 10] [
 
 Exports the run's model (`runs/quickstart/model.keras`, from
 ./scripts/quickstart.sh; without one, or with --quick, a small model) to a
-temporary folder with this checkout's code, serves it with `LocalModelServer` and measures, for each signature, QPS and p50/p95/p99
+temporary folder with this checkout's code, serves it with `LocalModelServer` and
+measures, for each signature, QPS and p50/p95/p99
 at 1 and 16 concurrent clients (one row per request), an in-process call of
 the same SavedModel signature (the same one-row inputs as tensors; p50/p99,
 and its QPS from 1 and 16 threads), the ratio of the served p50 at 1 client to
@@ -46,8 +47,12 @@ def in_process(fn, tensors, seconds, threads=1):
     for t in pool:
         t.join()
     all_lat = [x for part in lat for x in part]
-    return {"threads": threads, "requests": len(all_lat), "qps": round(len(all_lat) / (time.monotonic() - start), 1),
-            **percentiles_ms(all_lat)}
+    return {
+        "threads": threads,
+        "requests": len(all_lat),
+        "qps": round(len(all_lat) / (time.monotonic() - start), 1),
+        **percentiles_ms(all_lat),
+    }
 
 
 def _export(base, run_dir, quick):
@@ -76,8 +81,16 @@ def run(run_dir="runs/quickstart", seconds=10.0, repeats=2, quick=False) -> dict
     server = LocalModelServer(base, port=0, max_batch_size=64, batch_timeout_ms=1.0).start()
     target = f"127.0.0.1:{server.port}"
     servable = server.servables[max(server.servables)]
-    results = {"benchmark": "serving", "model": source, "version": servable.version, "quick": quick,
-               "rows_per_request": 1, "seconds_per_measurement": seconds, "repeats": repeats, "signatures": {}}
+    results = {
+        "benchmark": "serving",
+        "model": source,
+        "version": servable.version,
+        "quick": quick,
+        "rows_per_request": 1,
+        "seconds_per_measurement": seconds,
+        "repeats": repeats,
+        "signatures": {},
+    }
     try:
         with ServingClient(target) as client:
             # The floor: a GetModelStatus round trip does no TensorFlow work.
@@ -90,8 +103,11 @@ def run(run_dir="runs/quickstart", seconds=10.0, repeats=2, quick=False) -> dict
                 floor.append(time.perf_counter() - t)
             results["grpc_round_trip_without_model"] = percentiles_ms(floor)
             for signature in ("score", "retrieve"):
-                inputs = client.retrieve_inputs(examples, k=10) if signature == "retrieve" \
+                inputs = (
+                    client.retrieve_inputs(examples, k=10)
+                    if signature == "retrieve"
                     else client.inputs_from_frame(signature, examples)
+                )
                 fn = servable.loaded.signatures[signature]
                 tensors = {k: tf.constant(v) for k, v in inputs.items()}
                 for _ in range(20):
@@ -109,13 +125,17 @@ def run(run_dir="runs/quickstart", seconds=10.0, repeats=2, quick=False) -> dict
                 row = {k: best(v) for k, v in runs.items()}
                 row["served_to_in_process_p50"] = round(row["clients_1"]["p50_ms"] / row["in_process_1"]["p50_ms"], 2)
                 row["served_to_in_process_p50_each_repeat"] = [
-                    round(c["p50_ms"] / i["p50_ms"], 2) for c, i in zip(runs["clients_1"], runs["in_process_1"])]
+                    round(c["p50_ms"] / i["p50_ms"], 2) for c, i in zip(runs["clients_1"], runs["in_process_1"])
+                ]
                 row["served_to_in_process_qps_16"] = round(row["clients_16"]["qps"] / row["in_process_16"]["qps"], 2)
                 results["signatures"][signature] = row
-                print(f"serving {signature}: in-process p50 {row['in_process_1']['p50_ms']} ms, served p50 "
-                      f"{row['clients_1']['p50_ms']} ms ({row['served_to_in_process_p50']}x), 16 clients "
-                      f"{row['clients_16']['qps']} QPS vs in-process 16 threads {row['in_process_16']['qps']}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"serving {signature}: in-process p50 {row['in_process_1']['p50_ms']} ms, served p50 "
+                    f"{row['clients_1']['p50_ms']} ms ({row['served_to_in_process_p50']}x), 16 clients "
+                    f"{row['clients_16']['qps']} QPS vs in-process 16 threads {row['in_process_16']['qps']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         server.stop()
         tmp.cleanup()
@@ -130,9 +150,10 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="a small model, 1 s per measurement: a smoke test")
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
-    result = {"machine": machine_info(),
-              **run(args.run_dir, 1.0 if args.quick else args.seconds, 1 if args.quick else args.repeats,
-                    args.quick)}
+    result = {
+        "machine": machine_info(),
+        **run(args.run_dir, 1.0 if args.quick else args.seconds, 1 if args.quick else args.repeats, args.quick),
+    }
     emit(result, args.out)
 
 

@@ -28,9 +28,17 @@ def main():
         data = simulate(cfg)
         times.append(time.perf_counter() - t)
     n = len(data.impressions)
-    print(json.dumps({"impressions": n, "best_seconds": round(min(times), 3),
-                      "impressions_per_second": round(n / min(times)),
-                      "target_1m_under_60s": n / min(times) * 60 >= 1_000_000}, indent=2))
+    print(
+        json.dumps(
+            {
+                "impressions": n,
+                "best_seconds": round(min(times), 3),
+                "impressions_per_second": round(n / min(times)),
+                "target_1m_under_60s": n / min(times) * 60 >= 1_000_000,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -50,9 +50,14 @@ def child(config_path, replicas, steps):
     with tempfile.TemporaryDirectory() as run_dir:
         _, history = train_model(config, sim.schema(), rows, None, run_dir=run_dir)
     second = history.rows[-1]
-    return {"replicas": replicas, "global_batch": global_batch, "steps": len(rows) // global_batch,
-            "examples_per_second": second["examples_per_second"], "seconds": second["seconds"],
-            "device": "GPU" if gpus else "CPU (logical devices)"}
+    return {
+        "replicas": replicas,
+        "global_batch": global_batch,
+        "steps": len(rows) // global_batch,
+        "examples_per_second": second["examples_per_second"],
+        "seconds": second["seconds"],
+        "device": "GPU" if gpus else "CPU (logical devices)",
+    }
 
 
 def main(argv=None):
@@ -69,22 +74,32 @@ def main(argv=None):
     results = []
     for replicas in [int(r) for r in args.replicas.split(",")]:
         t0 = time.time()
-        out = subprocess.run([sys.executable, __file__, "--child", str(replicas), "--config", args.config,
-                              "--steps", str(args.steps)], capture_output=True, text=True,
-                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(replicas), "--config", args.config, "--steps", str(args.steps)],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        )
         if out.returncode != 0:
             raise SystemExit(f"{replicas} replica(s) failed:\n{out.stderr[-3000:]}")
         row = json.loads(out.stdout.strip().splitlines()[-1])
         row["wall_seconds"] = time.time() - t0
         results.append(row)
-        print(f"{replicas} replica(s): {row['examples_per_second']:.0f} examples/s "
-              f"(global batch {row['global_batch']}, {row['device']})", flush=True)
+        print(
+            f"{replicas} replica(s): {row['examples_per_second']:.0f} examples/s "
+            f"(global batch {row['global_batch']}, {row['device']})",
+            flush=True,
+        )
     base = results[0]["examples_per_second"]
     for row in results:
         row["speedup"] = row["examples_per_second"] / base
         row["scaling_efficiency"] = row["speedup"] / (row["replicas"] / results[0]["replicas"])
-    report = {"benchmark": "training_throughput", "config": os.path.relpath(args.config, ROOT),
-              "cpu_count": os.cpu_count(), "results": results}
+    report = {
+        "benchmark": "training_throughput",
+        "config": os.path.relpath(args.config, ROOT),
+        "cpu_count": os.cpu_count(),
+        "results": results,
+    }
     print(json.dumps(report, indent=2))
     if args.out:
         with open(args.out, "w") as f:

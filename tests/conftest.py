@@ -15,8 +15,7 @@ ONLINE_RETAIL = REPO.parent / "shared" / "data" / "online_retail.parquet"
 def online_retail_path():
     if not ONLINE_RETAIL.exists():
         pytest.skip(
-            f"Online Retail data not found at {ONLINE_RETAIL} (only CI and "
-            "development checkouts have ../shared/data)"
+            f"Online Retail data not found at {ONLINE_RETAIL} (only CI and development checkouts have ../shared/data)"
         )
     return ONLINE_RETAIL
 
@@ -34,10 +33,14 @@ def small_trained():
     sim = simulate(SimulatorConfig(num_users=400, num_items=150, num_sessions=400, seed=4))
     df = validate(sim.impressions, sim.schema()).valid
     keras.utils.set_random_seed(0)
-    text = TextConfig(vocabulary_size=300, hidden_dim=16, num_layers=1, num_heads=2,
-                      query_sequence_length=6, item_sequence_length=8)
-    model = build_model(sim.schema(), ModelConfig(embedding_dim=16, id_embedding_dim=8, tower_units=[32],
-                                                  expert_units=[16], text=text), df)
+    text = TextConfig(
+        vocabulary_size=300, hidden_dim=16, num_layers=1, num_heads=2, query_sequence_length=6, item_sequence_length=8
+    )
+    model = build_model(
+        sim.schema(),
+        ModelConfig(embedding_dim=16, id_embedding_dim=8, tower_units=[32], expert_units=[16], text=text),
+        df,
+    )
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     model.fit(dataset_from_dataframe(df, sim.schema(), batch_size=128, drop_remainder=True).take(5), verbose=0)
     return sim, df, model

@@ -70,6 +70,9 @@ def run_layer_test(layer, inputs, tmp_path, expected_shapes=None, call_kwargs=No
     loaded = keras.models.load_model(path)
     again = _flat(loaded(list(args) if len(args) > 1 else args[0], training=False))
     for key in eager:
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(again[key]), eager[key],
-                                      err_msg=f"{layer.name}: {key} differs after .keras save/load")
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(again[key]),
+            eager[key],
+            err_msg=f"{layer.name}: {key} differs after .keras save/load",
+        )
     return eager

@@ -36,9 +36,12 @@ def _runtime_imports(path: pathlib.Path) -> list[tuple[int, str]]:
 def _offenders(layer: str, forbidden: str) -> list[str]:
     modules = sorted((ROOT / layer).rglob("*.py"))
     assert modules, f"no modules under tfrec/{layer}"
-    return [f"{m.relative_to(ROOT.parent)}:{line} imports {name}" for m in modules
-            for line, name in _runtime_imports(m)
-            if name == forbidden or name.startswith(forbidden + ".")]
+    return [
+        f"{m.relative_to(ROOT.parent)}:{line} imports {name}"
+        for m in modules
+        for line, name in _runtime_imports(m)
+        if name == forbidden or name.startswith(forbidden + ".")
+    ]
 
 
 @pytest.mark.parametrize("layer", ["evaluation", "data"])
@@ -55,7 +58,8 @@ def test_the_import_scan_sees_imports_of_every_form(tmp_path, monkeypatch):
         "if TYPE_CHECKING:\n    from tfrec.jobs.config import JobConfig\n"
         "def f():\n    from ..jobs import simulated\n"
         "import tfrec.jobs.files\n"
-        "from tfrec import jobs\n")
+        "from tfrec import jobs\n"
+    )
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path / "tfrec")
     found = _offenders("evaluation", "tfrec.jobs")
     assert sorted({int(f.split(":")[1].split()[0]) for f in found}) == [5, 6, 7], found
@@ -63,8 +67,20 @@ def test_the_import_scan_sees_imports_of_every_form(tmp_path, monkeypatch):
 
 def test_metrics_are_defined_once():
     # The metric functions live in tfrec.evaluation.metrics only; no copy of NDCG or AUC elsewhere.
-    names = {"auc", "log_loss", "ndcg_at_k", "grouped_ndcg", "recall_at_k", "mrr", "gini", "normalized_gini",
-             "spearman", "expected_calibration_error", "decile_mape", "rmse"}
+    names = {
+        "auc",
+        "log_loss",
+        "ndcg_at_k",
+        "grouped_ndcg",
+        "recall_at_k",
+        "mrr",
+        "gini",
+        "normalized_gini",
+        "spearman",
+        "expected_calibration_error",
+        "decile_mape",
+        "rmse",
+    }
     defined = {}
     for path in ROOT.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

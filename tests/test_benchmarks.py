@@ -15,9 +15,21 @@ def test_quick_suite_writes_one_json_with_query_tower_and_retrieve_scaling(tmp_p
     from tfrec.layers.text_encoder import minilm_preset_dir
 
     out = tmp_path / "quick.json"
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick",
-                           "--only", "query_tower,retrieve_scaling", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "benchmarks", "run.py"),
+            "--quick",
+            "--only",
+            "query_tower,retrieve_scaling",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["quick"] is True
@@ -61,5 +73,7 @@ def test_missing_item_is_recorded_not_fatal(tmp_path, monkeypatch):
     finally:
         sys.path.pop(0)
     monkeypatch.setattr(suite, "HERE", str(tmp_path))  # no scripts there
-    assert suite.run_item("training") == {"status": "missing",
-                                          "reason": f"{os.path.relpath(tmp_path / 'training.py')} does not exist"}
+    assert suite.run_item("training") == {
+        "status": "missing",
+        "reason": f"{os.path.relpath(tmp_path / 'training.py')} does not exist",
+    }

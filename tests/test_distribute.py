@@ -12,9 +12,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def run_check(strategy, per_replica_batch):
     # A fresh process: logical devices must be configured before TF starts.
-    out = subprocess.run([sys.executable, os.path.join(HERE, "mirrored_check.py"), strategy,
-                          str(per_replica_batch)], capture_output=True, text=True, timeout=900,
-                         cwd=os.path.dirname(HERE))
+    out = subprocess.run(
+        [sys.executable, os.path.join(HERE, "mirrored_check.py"), strategy, str(per_replica_batch)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=os.path.dirname(HERE),
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -33,7 +37,7 @@ def test_mirrored_two_replicas_reaches_the_single_device_loss():
 
 
 def test_cross_replica_negatives_equal_the_global_batch_loss():
-    code = r'''
+    code = r"""
 import os, json
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import tensorflow as tf
@@ -53,9 +57,10 @@ dist = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slic
 batch = next(iter(dist))
 per_replica = strategy.run(tf.function(lambda *a: layer(*a)), args=batch)
 print(json.dumps({"full": full, "mirrored": float(strategy.reduce("MEAN", per_replica, axis=None))}))
-'''
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         cwd=os.path.dirname(HERE))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=os.path.dirname(HERE)
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["mirrored"] == pytest.approx(result["full"], rel=1e-5)
@@ -64,8 +69,9 @@ print(json.dumps({"full": full, "mirrored": float(strategy.reduce("MEAN", per_re
 def test_strategy_choice(monkeypatch):
     from tfrec.training.strategy import choose_strategy, num_workers_in_tf_config
 
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
-                                                "task": {"type": "worker", "index": 0}}))
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}})
+    )
     assert num_workers_in_tf_config() == 2
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):

@@ -29,12 +29,10 @@ from tfrec.evaluation import (
 from tfrec.evaluation import metrics as M
 
 # ------------------------------------------------------------ business value
-A = np.array([[0.5, 0.2, 0.1],
-              [0.1, 0.4, 0.3]])     # P(click | seen), 2 queries x 3 items
+A = np.array([[0.5, 0.2, 0.1], [0.1, 0.4, 0.3]])  # P(click | seen), 2 queries x 3 items
 PRICE = np.array([10.0, 100.0, 1.0])
 EXAM = np.array([1.0, 0.5, 0.25])
-RANKING = np.array([[0, 1, 2],
-                    [2, 1, 0]])
+RANKING = np.array([[0, 1, 2], [2, 1, 0]])
 
 
 def test_examination_curve_and_top_k():
@@ -143,24 +141,44 @@ def _synthetic_result():
     rng = np.random.default_rng(0)
     true_ctr = rng.beta(1, 20, 3000)
     clicks = (rng.random(3000) < true_ctr).astype(int)
-    ctr = {"model": np.clip(true_ctr * rng.lognormal(0, 0.3, 3000), 0, 1), "oracle": true_ctr,
-           "popularity": np.full(3000, clicks.mean())}
-    ranks = {"model": rng.integers(1, 60, 400), "oracle": rng.integers(1, 20, 400),
-             "popularity": rng.integers(1, 200, 400)}
+    ctr = {
+        "model": np.clip(true_ctr * rng.lognormal(0, 0.3, 3000), 0, 1),
+        "oracle": true_ctr,
+        "popularity": np.full(3000, clicks.mean()),
+    }
+    ranks = {
+        "model": rng.integers(1, 60, 400),
+        "oracle": rng.integers(1, 20, 400),
+        "popularity": rng.integers(1, 200, 400),
+    }
     ev = rng.lognormal(3, 1, 500) * (rng.random(500) < 0.5)
     value_y = np.where(rng.random(500) < 0.6, 0.0, ev * rng.lognormal(0, 0.5, 500))
     value = {"model": ev * rng.lognormal(0, 0.3, 500), "oracle": ev, "segment_mean": np.full(500, ev.mean())}
     a, price = rng.beta(1, 10, (50, 80)), rng.lognormal(3, 0.5, 80)
-    rankings = {"model": top_k(a + rng.normal(0, 0.05, a.shape), 20),
-                "popularity": np.repeat(top_k(a.mean(0, keepdims=True), 20), 50, 0),
-                "random": random_ranking(50, 80, 20)}
+    rankings = {
+        "model": top_k(a + rng.normal(0, 0.05, a.shape), 20),
+        "popularity": np.repeat(top_k(a.mean(0, keepdims=True), 20), 50, 0),
+        "random": random_ranking(50, 80, 20),
+    }
     business = business_value(a, price, rankings, ks=[5, 20], examination=examination_curve(20, 0.6))
     business.update(queries=50, ks=[5, 20], examination="p ** -0.6")
     ks = [5, 20]
-    metrics = {"ctr": ctr_metrics(clicks, ctr), "retrieval": {**ranking_metrics(ranks, ks), "queries": 400},
-               "value": {**value_metrics(value_y, value), "users": 500}, "business": business}
-    return EvaluationResult(metrics=metrics, ks=ks, ctr_labels=clicks, ctr_predictions=ctr, retrieval_ranks=ranks,
-                            value_labels=value_y, value_predictions=value, context={"data": "synthetic test data"})
+    metrics = {
+        "ctr": ctr_metrics(clicks, ctr),
+        "retrieval": {**ranking_metrics(ranks, ks), "queries": 400},
+        "value": {**value_metrics(value_y, value), "users": 500},
+        "business": business,
+    }
+    return EvaluationResult(
+        metrics=metrics,
+        ks=ks,
+        ctr_labels=clicks,
+        ctr_predictions=ctr,
+        retrieval_ranks=ranks,
+        value_labels=value_y,
+        value_predictions=value,
+        context={"data": "synthetic test data"},
+    )
 
 
 class _ReportParser(html.parser.HTMLParser):
@@ -227,7 +245,7 @@ def test_report_renders_every_section_with_figures_and_captions():
     parser = _assert_complete_report(text)
     assert len(parser.sections["ctr"]["images"]) == 2  # ROC and reliability
     assert len(parser.sections["value"]["images"]) == 2  # decile chart and gain curve
-    assert "<h2 id=\"summary\">Summary</h2>" in text and "synthetic test data" in text
+    assert '<h2 id="summary">Summary</h2>' in text and "synthetic test data" in text
     # The numbers in the tables are the metrics.
     assert f"{result.metrics['ctr']['model']['auc']:.4f}" in text
     assert f"{result.metrics['business']['model']['revenue@5']:,.1f}" in text
@@ -237,9 +255,13 @@ def test_report_renders_every_section_with_figures_and_captions():
 
 def test_report_says_what_was_not_evaluated():
     full = _synthetic_result()
-    only_value = EvaluationResult(metrics={"value": full.metrics["value"]}, ks=[10], value_labels=full.value_labels,
-                                  value_predictions={"model": full.value_predictions["model"]},
-                                  context={"currency": "GBP"})
+    only_value = EvaluationResult(
+        metrics={"value": full.metrics["value"]},
+        ks=[10],
+        value_labels=full.value_labels,
+        value_predictions={"model": full.value_predictions["model"]},
+        context={"currency": "GBP"},
+    )
     parser = _parse(text := render_report(only_value))
     assert parser.sections["value"]["images"] and not parser.sections["ctr"]["images"]
     assert text.count("Not evaluated") == 3 and "(GBP)" in text
@@ -247,8 +269,15 @@ def test_report_says_what_was_not_evaluated():
 
 def test_summary_has_every_section():
     text = format_summary(_synthetic_result().metrics, [5, 20])
-    for label in ("CTR AUC", "Recall@20", "NDCG@20", "Value normalised Gini", "Expected clicks@5",
-                  "Expected revenue@5", "of the oracle's"):
+    for label in (
+        "CTR AUC",
+        "Recall@20",
+        "NDCG@20",
+        "Value normalised Gini",
+        "Expected clicks@5",
+        "Expected revenue@5",
+        "of the oracle's",
+    ):
         assert label in text
     assert len(text.splitlines()) < 30  # one screen
 
@@ -265,8 +294,13 @@ def tiny_run(small_trained, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("tiny") / "run"
     run_dir.mkdir()
     model.save(run_dir / "model.keras")
-    JobConfig.from_dict({"simulator": dataclasses.asdict(sim.config), "evaluation": {"ks": [5, 10], "max_queries": 150},
-                         "output_dir": str(run_dir)}).to_yaml(run_dir / "config.yaml")
+    JobConfig.from_dict(
+        {
+            "simulator": dataclasses.asdict(sim.config),
+            "evaluation": {"ks": [5, 10], "max_queries": 150},
+            "output_dir": str(run_dir),
+        }
+    ).to_yaml(run_dir / "config.yaml")
     return run_dir, sim
 
 
@@ -282,8 +316,9 @@ def test_tfrec_evaluate_writes_metrics_report_and_summary(tiny_run, tmp_path, ca
     _assert_complete_report((tmp_path / "eval" / "report.html").read_text())
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     # The data were drawn again from config.yaml: the same test split and held-out users as the run's.
-    split = time_split(validate(sim.impressions, sim.schema()).valid, sim.schema(), valid_fraction=0.1,
-                       test_fraction=0.15)
+    split = time_split(
+        validate(sim.impressions, sim.schema()).valid, sim.schema(), valid_fraction=0.1, test_fraction=0.15
+    )
     assert metrics["split"] == split.sizes()
     assert metrics["ctr"]["oracle"] == ctr_metrics(split.test.click, {"o": split.test.true_ctr})["o"]
     held = holdout_mask(sim.users.user_id, 0.2)
@@ -322,9 +357,11 @@ def test_file_runs_go_to_the_files_source(tmp_path, monkeypatch):
     run_dir.mkdir()
     (run_dir / "config.yaml").write_text("data: {source: files, paths: [x.csv]}\n")
     calls = []
-    monkeypatch.setattr(job_evaluate, "evaluate_run_dir",
-                        lambda source, config, run, out, verbose: calls.append((type(source), config.data.paths,
-                                                                                run, out)))
+    monkeypatch.setattr(
+        job_evaluate,
+        "evaluate_run_dir",
+        lambda source, config, run, out, verbose: calls.append((type(source), config.data.paths, run, out)),
+    )
     assert main(["evaluate", "--run-dir", str(run_dir), "--output", str(tmp_path / "o")]) == 0
     assert calls == [(FilesSource, ["x.csv"], str(run_dir), str(tmp_path / "o"))]
     assert main(["evaluate", "--run-dir", str(run_dir)]) == 0  # the output defaults to the run directory

@@ -5,20 +5,16 @@ import sys
 import threading
 import time
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (loads the TF Text ops for the SavedModel)
 
-from tfrec.data.pipeline import dataset_from_dataframe
-from tfrec.data.simulator import SimulatorConfig, simulate
-from tfrec.data.validation import validate
 from tfrec.export import export_model
 from tfrec.export.ops import disallowed_ops, saved_model_ops
 from tfrec.export.saved_model import MANIFEST_FILE, WARMUP_FILE, example_inputs
-from tfrec.models import ModelConfig, TextConfig, build_model
 from tfrec.models.inference import encode_items, encode_queries, predict_dataframe, predict_user_value
+
 
 @pytest.fixture(scope="module")
 def trained(small_trained):
@@ -29,8 +25,9 @@ def trained(small_trained):
 def exported(trained, tmp_path_factory):
     sim, df, model = trained
     base = tmp_path_factory.mktemp("models")
-    result = export_model(model, str(base), catalog=sim.items, examples=df.head(8), max_k=20,
-                          metrics={"auc": 0.5}, verbose=False)
+    result = export_model(
+        model, str(base), catalog=sim.items, examples=df.head(8), max_k=20, metrics={"auc": 0.5}, verbose=False
+    )
     return result, tf.saved_model.load(result.path)
 
 
@@ -50,10 +47,12 @@ def test_signature_parity_on_1000_rows(trained, exported):
         assert set(got) == {"ctr", "score", "relevance", "user_value", "value_probability"}
         for key, value in got.items():
             np.testing.assert_allclose(value, expected[key], atol=1e-5, rtol=1e-5, err_msg=f"{name}/{key}")
-    np.testing.assert_allclose(call(loaded, "encode_query", inputs["encode_query"])["query_embedding"],
-                               encode_queries(model, rows), atol=1e-5)
-    np.testing.assert_allclose(call(loaded, "encode_item", inputs["encode_item"])["item_embedding"],
-                               encode_items(model, rows), atol=1e-5)
+    np.testing.assert_allclose(
+        call(loaded, "encode_query", inputs["encode_query"])["query_embedding"], encode_queries(model, rows), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        call(loaded, "encode_item", inputs["encode_item"])["item_embedding"], encode_items(model, rows), atol=1e-5
+    )
     value = predict_user_value(model, rows)
     got = call(loaded, "user_value", inputs["user_value"])
     np.testing.assert_allclose(got["user_value"], value["user_value"], rtol=1e-5, atol=1e-5)
@@ -75,8 +74,9 @@ def test_retrieve_k_and_exclusions(trained, exported):
     first = call(loaded, "retrieve", inputs["retrieve"])
     assert first["item_ids"].shape == (3, 5)
     excluded = dict(inputs["retrieve"])
-    excluded["exclude_item_ids"] = np.array([[first["item_ids"][i, 0].decode(), "not-an-item"] for i in range(3)],
-                                            dtype=object)
+    excluded["exclude_item_ids"] = np.array(
+        [[first["item_ids"][i, 0].decode(), "not-an-item"] for i in range(3)], dtype=object
+    )
     excluded["k"] = np.array([5, 2, 30], np.int32)  # 30 > max_k = 20
     second = call(loaded, "retrieve", excluded)
     assert second["item_ids"].shape == (3, 20)
@@ -115,13 +115,19 @@ def test_op_check_catches_foreign_ops(tmp_path):
 def test_saved_model_cli_lists_signatures(exported):
     result, _ = exported
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    out = subprocess.run([cli, "show", "--dir", result.path, "--all"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [cli, "show", "--dir", result.path, "--all"], capture_output=True, text=True, check=True
+    ).stdout
     for name in ("serving_default", "score", "encode_query", "encode_item", "retrieve", "user_value"):
         assert f"signature_def['{name}']" in out
-    for needle in ("inputs['query'] tensor_info:", "inputs['item_price'] tensor_info:",
-                   "inputs['exclude_item_ids'] tensor_info:", "outputs['item_ids'] tensor_info:",
-                   "outputs['query_embedding'] tensor_info:", "outputs['ctr'] tensor_info:"):
+    for needle in (
+        "inputs['query'] tensor_info:",
+        "inputs['item_price'] tensor_info:",
+        "inputs['exclude_item_ids'] tensor_info:",
+        "outputs['item_ids'] tensor_info:",
+        "outputs['query_embedding'] tensor_info:",
+        "outputs['ctr'] tensor_info:",
+    ):
         assert needle in out, needle
     block = out.split("signature_def['retrieve']")[1].split("signature_def[")[0]
     assert "inputs['k'] tensor_info:\n        dtype: DT_INT32" in block
@@ -157,9 +163,11 @@ def test_atomic_publish_and_pruning(trained, tmp_path):
                 for d in os.listdir(model_dir):
                     if d.isdigit():
                         path = model_dir / d
-                        complete = (path / "saved_model.pb").exists() and \
-                            (path / "variables" / "variables.index").exists() and \
-                            (path / "assets.extra" / MANIFEST_FILE).exists()
+                        complete = (
+                            (path / "saved_model.pb").exists()
+                            and (path / "variables" / "variables.index").exists()
+                            and (path / "assets.extra" / MANIFEST_FILE).exists()
+                        )
                         if not complete and path.exists():
                             seen_incomplete.append(d)
             time.sleep(0.001)
@@ -209,8 +217,16 @@ def test_partitioned_index_probing_every_cluster_equals_brute_force():
 
 def test_partitioned_retrieve_export_recall_and_ops(trained, tmp_path):
     sim, df, model = trained
-    result = export_model(model, str(tmp_path), catalog=sim.items, examples=df.head(4), max_k=20, verbose=False,
-                          retrieval_index="partitioned", index_options={"clusters": 12, "probe": 4})
+    result = export_model(
+        model,
+        str(tmp_path),
+        catalog=sim.items,
+        examples=df.head(4),
+        max_k=20,
+        verbose=False,
+        retrieval_index="partitioned",
+        index_options={"clusters": 12, "probe": 4},
+    )
     assert disallowed_ops(result.path) == []
     manifest = json.load(open(os.path.join(result.path, "assets.extra", MANIFEST_FILE)))
     assert manifest["retrieval_index"]["kind"] == "partitioned" and manifest["retrieval_index"]["probe"] == 4

@@ -9,9 +9,20 @@ from tfrec.jobs.config import JobConfig
 
 SMALL = {
     "simulator": {"num_users": 1500, "num_items": 400, "num_sessions": 6000, "seed": 2},
-    "model": {"embedding_dim": 32, "id_embedding_dim": 16, "tower_units": [64], "expert_units": [32],
-              "text": {"vocabulary_size": 400, "hidden_dim": 32, "num_layers": 1, "num_heads": 2,
-                       "query_sequence_length": 8, "item_sequence_length": 10}},
+    "model": {
+        "embedding_dim": 32,
+        "id_embedding_dim": 16,
+        "tower_units": [64],
+        "expert_units": [32],
+        "text": {
+            "vocabulary_size": 400,
+            "hidden_dim": 32,
+            "num_layers": 1,
+            "num_heads": 2,
+            "query_sequence_length": 8,
+            "item_sequence_length": 10,
+        },
+    },
     "training": {"epochs": 2, "batch_size": 256, "verbose": 0},
     "evaluation": {"ks": [10, 50], "max_queries": 1000},
 }
@@ -61,20 +72,50 @@ def test_simulated_job_end_to_end(tmp_path):
 
     from tfrec.cli import main
 
-    code = main(["export", "--model", str(tmp_path / "run" / "model.keras"),
-                 "--catalog", str(tmp_path / "run" / "catalog.parquet"),
-                 "--examples", str(tmp_path / "run" / "examples.parquet"),
-                 "--base-dir", str(tmp_path / "run" / "models"), "--max-k", "20",
-                 "--retrieval-index", "partitioned", "--clusters", "8", "--probe", "2"])
+    code = main(
+        [
+            "export",
+            "--model",
+            str(tmp_path / "run" / "model.keras"),
+            "--catalog",
+            str(tmp_path / "run" / "catalog.parquet"),
+            "--examples",
+            str(tmp_path / "run" / "examples.parquet"),
+            "--base-dir",
+            str(tmp_path / "run" / "models"),
+            "--max-k",
+            "20",
+            "--retrieval-index",
+            "partitioned",
+            "--clusters",
+            "8",
+            "--probe",
+            "2",
+        ]
+    )
     assert code == 0
     assert sorted(os.listdir(tmp_path / "run" / "models" / "tfrec")) == ["1", "2"]
-    manifest = json.loads((tmp_path / "run" / "models" / "tfrec" / "2" / "assets.extra" / "tfrec_manifest.json")
-                          .read_text())
+    manifest = json.loads(
+        (tmp_path / "run" / "models" / "tfrec" / "2" / "assets.extra" / "tfrec_manifest.json").read_text()
+    )
     assert manifest["retrieval_index"]["kind"] == "partitioned"
     assert manifest["retrieval_index"]["clusters"] == 8 and manifest["retrieval_index"]["probe"] == 2
-    assert main(["export", "--model", str(tmp_path / "run" / "model.keras"),
-                 "--catalog", str(tmp_path / "run" / "catalog.parquet"),
-                 "--base-dir", str(tmp_path / "run" / "models"), "--version", "2"]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "--model",
+                str(tmp_path / "run" / "model.keras"),
+                "--catalog",
+                str(tmp_path / "run" / "catalog.parquet"),
+                "--base-dir",
+                str(tmp_path / "run" / "models"),
+                "--version",
+                "2",
+            ]
+        )
+        == 2
+    )
 
 
 def test_text_makes_never_seen_items_retrievable():

@@ -4,8 +4,8 @@ get_config round trip, .keras save/load equality)."""
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from layer_harness import run_layer_test
+
 from tfrec.layers.bag_of_words_encoder import BagOfWordsEncoder
 from tfrec.layers.cross_network import CrossNetwork
 from tfrec.layers.feature_encoders import ItemFeatureEncoder, UserFeatureEncoder
@@ -23,63 +23,127 @@ TITLES = ["red running shoe", "blue wool hat", "green garden hose", "red wool sc
 
 def user_encoder():
     return UserFeatureEncoder(
-        id_column="user_id", id_vocabulary=["u1", "u2"], history_column="history",
-        history_vocabulary=["i1", "i2", "i3"], categorical={"segment": ["new", "loyal"]},
-        numeric_columns=["tenure"], numeric_stats={"mean": [1.0], "std": [2.0], "log_scale": [False]},
-        embedding_dim=4, num_oov=2, seed=0, name="user_features")
+        id_column="user_id",
+        id_vocabulary=["u1", "u2"],
+        history_column="history",
+        history_vocabulary=["i1", "i2", "i3"],
+        categorical={"segment": ["new", "loyal"]},
+        numeric_columns=["tenure"],
+        numeric_stats={"mean": [1.0], "std": [2.0], "log_scale": [False]},
+        embedding_dim=4,
+        num_oov=2,
+        seed=0,
+        name="user_features",
+    )
 
 
 def item_encoder():
     return ItemFeatureEncoder(
-        id_column="item_id", id_vocabulary=["i1", "i2", "i3"], price_column="price",
-        categorical={"brand": ["acme", "zeta"]}, numeric_columns=["price"],
-        numeric_stats={"mean": [2.0], "std": [1.0], "log_scale": [True]}, embedding_dim=4, num_oov=2, seed=0,
-        name="item_features")
+        id_column="item_id",
+        id_vocabulary=["i1", "i2", "i3"],
+        price_column="price",
+        categorical={"brand": ["acme", "zeta"]},
+        numeric_columns=["price"],
+        numeric_stats={"mean": [2.0], "std": [1.0], "log_scale": [True]},
+        embedding_dim=4,
+        num_oov=2,
+        seed=0,
+        name="item_features",
+    )
 
 
 def text_encoder():
-    return TextEncoder.from_scratch(TITLES * 3, vocabulary_size=60, hidden_dim=8, num_layers=1, num_heads=2,
-                                    sequence_length=8, name="text_encoder")
+    return TextEncoder.from_scratch(
+        TITLES * 3, vocabulary_size=60, hidden_dim=8, num_layers=1, num_heads=2, sequence_length=8, name="text_encoder"
+    )
 
 
-USER = {"user_id": tf.constant(["u1", "u9", "u2"]), "history": tf.constant([["i1", ""], ["i3", "i2"], ["", ""]]),
-        "segment": tf.constant(["new", "loyal", "other"]), "tenure": tf.constant([0.0, 3.0, np.nan]),
-        "query": tf.constant(["red shoe", "wool", "garden hose"])}
-ITEM = {"item_id": tf.constant(["i1", "i2", "zz"]), "brand": tf.constant(["acme", "zeta", "acme"]),
-        "price": tf.constant([1.0, 20.0, 5.0]), "title": tf.constant(TITLES[:3])}
+USER = {
+    "user_id": tf.constant(["u1", "u9", "u2"]),
+    "history": tf.constant([["i1", ""], ["i3", "i2"], ["", ""]]),
+    "segment": tf.constant(["new", "loyal", "other"]),
+    "tenure": tf.constant([0.0, 3.0, np.nan]),
+    "query": tf.constant(["red shoe", "wool", "garden hose"]),
+}
+ITEM = {
+    "item_id": tf.constant(["i1", "i2", "zz"]),
+    "brand": tf.constant(["acme", "zeta", "acme"]),
+    "price": tf.constant([1.0, 20.0, 5.0]),
+    "title": tf.constant(TITLES[:3]),
+}
 
 
 CASES = {
-    "id_embedding": lambda: (IdEmbedding(["a", "b", "c"], 4, num_oov=2, name="ids"),
-                             tf.constant(["a", "zz", "c"]), {"0": (B, 4)}),
-    "numeric_features": lambda: (NumericFeatures.fit(np.array([[1.0, 10.0], [3.0, 100.0]]), log_scale=[False, True],
-                                                     name="numeric"),
-                                 tf.constant([[1.0, 10.0], [np.nan, 5.0], [2.0, 1.0]]), {"0": (B, 4)}),
-    "masked_mean_pooling": lambda: (MaskedMeanPooling(name="pool"),
-                                    (tf.ones([B, 2, 4]), tf.constant([[True, False]] * B)), {"0": (B, 4)}),
-    "bag_of_words": lambda: (BagOfWordsEncoder.from_corpus(TITLES, output_dim=4, name="words"),
-                             tf.constant(TITLES[:3]), {"0": (B, 4)}),
+    "id_embedding": lambda: (
+        IdEmbedding(["a", "b", "c"], 4, num_oov=2, name="ids"),
+        tf.constant(["a", "zz", "c"]),
+        {"0": (B, 4)},
+    ),
+    "numeric_features": lambda: (
+        NumericFeatures.fit(np.array([[1.0, 10.0], [3.0, 100.0]]), log_scale=[False, True], name="numeric"),
+        tf.constant([[1.0, 10.0], [np.nan, 5.0], [2.0, 1.0]]),
+        {"0": (B, 4)},
+    ),
+    "masked_mean_pooling": lambda: (
+        MaskedMeanPooling(name="pool"),
+        (tf.ones([B, 2, 4]), tf.constant([[True, False]] * B)),
+        {"0": (B, 4)},
+    ),
+    "bag_of_words": lambda: (
+        BagOfWordsEncoder.from_corpus(TITLES, output_dim=4, name="words"),
+        tf.constant(TITLES[:3]),
+        {"0": (B, 4)},
+    ),
     "text_encoder": lambda: (text_encoder(), tf.constant(TITLES[:3]), {"0": (B, 8)}),
     "user_features": lambda: (user_encoder(), USER, None),
     "item_features": lambda: (item_encoder(), ITEM, None),
-    "multi_task_block": lambda: (MultiTaskBlock("ple", num_tasks=2, num_experts=2, units=[4], name="mtb"),
-                                 tf.random.stateless_normal([B, 6], seed=[1, 2]), {"0": (B, 4), "1": (B, 4)}),
-    "cross_network": lambda: (CrossNetwork(2, name="crosses"), tf.random.stateless_normal([B, 6], seed=[1, 2]),
-                              {"0": (B, 6)}),
-    "query_tower": lambda: (QueryTower(user_encoder(), text_encoder(), query_text_column="query", units=[8],
-                                       embedding_dim=4, name="query_tower"), USER, None),
-    "item_tower": lambda: (ItemTower(item_encoder(), text_encoder(), item_text_column="title", units=[8],
-                                     embedding_dim=4, name="item_tower"), ITEM,
-                           {"embedding": (B, 4), "hidden": (B, 8)}),
-    "item_tower_bag_of_words": lambda: (ItemTower(item_encoder(), title_encoder=BagOfWordsEncoder.from_corpus(
-        TITLES, output_dim=4), item_text_column="title", units=[8], embedding_dim=4, name="item_tower_bow"), ITEM,
-        {"embedding": (B, 4), "hidden": (B, 8)}),
-    "ctr_task": lambda: (CtrTask("position", max_position=5, name="ctr"),
-                         (tf.ones([B, 4]), tf.constant([0.1, 0.5, -0.2]), {"position": tf.constant([1.0, 3.0, 9.0])}),
-                         {"ctr": (B,), "ctr_logit": (B,)}),
+    "multi_task_block": lambda: (
+        MultiTaskBlock("ple", num_tasks=2, num_experts=2, units=[4], name="mtb"),
+        tf.random.stateless_normal([B, 6], seed=[1, 2]),
+        {"0": (B, 4), "1": (B, 4)},
+    ),
+    "cross_network": lambda: (
+        CrossNetwork(2, name="crosses"),
+        tf.random.stateless_normal([B, 6], seed=[1, 2]),
+        {"0": (B, 6)},
+    ),
+    "query_tower": lambda: (
+        QueryTower(
+            user_encoder(), text_encoder(), query_text_column="query", units=[8], embedding_dim=4, name="query_tower"
+        ),
+        USER,
+        None,
+    ),
+    "item_tower": lambda: (
+        ItemTower(
+            item_encoder(), text_encoder(), item_text_column="title", units=[8], embedding_dim=4, name="item_tower"
+        ),
+        ITEM,
+        {"embedding": (B, 4), "hidden": (B, 8)},
+    ),
+    "item_tower_bag_of_words": lambda: (
+        ItemTower(
+            item_encoder(),
+            title_encoder=BagOfWordsEncoder.from_corpus(TITLES, output_dim=4),
+            item_text_column="title",
+            units=[8],
+            embedding_dim=4,
+            name="item_tower_bow",
+        ),
+        ITEM,
+        {"embedding": (B, 4), "hidden": (B, 8)},
+    ),
+    "ctr_task": lambda: (
+        CtrTask("position", max_position=5, name="ctr"),
+        (tf.ones([B, 4]), tf.constant([0.1, 0.5, -0.2]), {"position": tf.constant([1.0, 3.0, 9.0])}),
+        {"ctr": (B,), "ctr_logit": (B,)},
+    ),
     "relevance_task": lambda: (RelevanceTask((1.0, 3.0), name="relevance"), tf.ones([B, 4]), {"relevance": (B,)}),
-    "user_value_task": lambda: (UserValueTask("ziln", units=[4], name="value"), tf.ones([B, 5]),
-                                {"user_value": (B,), "value_logits": (B, 3), "value_probability": (B,)}),
+    "user_value_task": lambda: (
+        UserValueTask("ziln", units=[4], name="value"),
+        tf.ones([B, 5]),
+        {"user_value": (B,), "value_logits": (B, 3), "value_probability": (B,)},
+    ),
 }
 
 
@@ -102,8 +166,9 @@ def test_retrieval_task_loss_config_and_positives():
     outputs = {"query_embedding": q, "item_embedding": q, "item_index": tf.constant([0, 1, 2, 3], tf.int64)}
     loss = float(task.compute_loss({"relevance": tf.constant([4.0, 0.0, 3.0, 1.0])}, outputs, None))
     assert np.isfinite(loss) and loss > 0
-    np.testing.assert_array_equal(task.positive_weights({"relevance": tf.constant([4.0, 0.0, 2.0, 1.9])}).numpy(),
-                                  [1, 0, 1, 0])  # the upper half of [0, 4]
+    np.testing.assert_array_equal(
+        task.positive_weights({"relevance": tf.constant([4.0, 0.0, 2.0, 1.9])}).numpy(), [1, 0, 1, 0]
+    )  # the upper half of [0, 4]
     clone = RetrievalTask.from_config(task.get_config())
     assert clone.get_config() == task.get_config()
     assert clone.item_sampling_probability.shape == (4,)  # the values come with the weights
@@ -119,10 +184,12 @@ def test_towers_share_one_text_encoder_after_saving(tmp_path):
 
     sim = simulate(SimulatorConfig(num_users=60, num_items=30, num_sessions=40, seed=1))
     df = validate(sim.impressions, sim.schema()).valid
-    text = TextConfig(vocabulary_size=200, hidden_dim=8, num_layers=1, num_heads=2, query_sequence_length=6,
-                      item_sequence_length=8)
-    model = build_model(sim.schema(), ModelConfig(embedding_dim=8, id_embedding_dim=4, tower_units=[8],
-                                                  expert_units=[8], text=text), df)
+    text = TextConfig(
+        vocabulary_size=200, hidden_dim=8, num_layers=1, num_heads=2, query_sequence_length=6, item_sequence_length=8
+    )
+    model = build_model(
+        sim.schema(), ModelConfig(embedding_dim=8, id_embedding_dim=4, tower_units=[8], expert_units=[8], text=text), df
+    )
     model.build()
     assert model.query_tower.text_encoder is model.item_tower.text_encoder
     clone = TwoTowerModel.from_config(model.get_config())

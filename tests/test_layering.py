@@ -3,9 +3,24 @@
 from test_architecture import ROOT, _runtime_imports
 
 # Lowest first; a module may import its own folder and any folder of a lower rank.
-RANK = {"schema": 0, "config_validation": 0, "console": 0, "lazy_exports": 0, "data": 1, "layers": 2, "losses": 2,
-        "towers": 3, "tasks": 3, "models": 4, "training": 5, "evaluation": 6, "export": 6, "serving": 7,
-        "jobs": 8, "cli": 9}
+RANK = {
+    "schema": 0,
+    "config_validation": 0,
+    "console": 0,
+    "lazy_exports": 0,
+    "data": 1,
+    "layers": 2,
+    "losses": 2,
+    "towers": 3,
+    "tasks": 3,
+    "models": 4,
+    "training": 5,
+    "evaluation": 6,
+    "export": 6,
+    "serving": 7,
+    "jobs": 8,
+    "cli": 9,
+}
 
 
 def _violations(root):
@@ -26,8 +41,11 @@ def _violations(root):
 
 
 def test_every_folder_is_ranked():
-    folders = {p.name.removesuffix(".py") for p in ROOT.iterdir()
-               if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py" and p.name != "__init__.py")}
+    folders = {
+        p.name.removesuffix(".py")
+        for p in ROOT.iterdir()
+        if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py" and p.name != "__init__.py")
+    }
     assert folders == set(RANK), sorted(folders ^ set(RANK))
 
 

@@ -5,8 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tfrec.losses.retrieval import InBatchSoftmaxRetrievalLoss
-from tfrec.losses.ziln import (ZeroInflatedLognormalLoss, ziln_expected_value, ziln_loss_per_example,
-                               ziln_probability)
+from tfrec.losses.ziln import ZeroInflatedLognormalLoss, ziln_expected_value, ziln_loss_per_example, ziln_probability
 
 
 def softplus(x):
@@ -21,8 +20,9 @@ def test_ziln_loss_hand_computed():
     expected0 = math.log1p(math.exp(0.3))
     # Positive label: -log(sigmoid(-0.4)) - log LogNormal(5; mu=2, sigma=softplus(-1)).
     sigma = softplus(-1.0)
-    log_pdf = (-math.log(5.0) - math.log(sigma) - 0.5 * math.log(2 * math.pi)
-               - (math.log(5.0) - 2.0) ** 2 / (2 * sigma**2))
+    log_pdf = (
+        -math.log(5.0) - math.log(sigma) - 0.5 * math.log(2 * math.pi) - (math.log(5.0) - 2.0) ** 2 / (2 * sigma**2)
+    )
     expected1 = math.log1p(math.exp(0.4)) - log_pdf
     np.testing.assert_allclose(got, [expected0, expected1], rtol=1e-5)
     mean = ZeroInflatedLognormalLoss()(labels[:, None], logits).numpy()
@@ -80,8 +80,9 @@ def test_accidental_hits_and_logq():
 def test_hard_negative_mining_keeps_hardest():
     q = tf.constant([[1.0, 0.0, 0.0]] * 3)
     i = tf.constant([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 0.0, 1.0]])
-    layer = InBatchSoftmaxRetrievalLoss(temperature=1.0, remove_accidental_hits=False, logq_correction=False,
-                                        num_hard_negatives=1)
+    layer = InBatchSoftmaxRetrievalLoss(
+        temperature=1.0, remove_accidental_hits=False, logq_correction=False, num_hard_negatives=1
+    )
     logits, labels = layer.logits_and_labels(q, i)
     assert logits.shape == (3, 2)
     # Row 0 keeps its positive (1.0) and its hardest negative (0.9).

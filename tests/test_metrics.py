@@ -156,7 +156,8 @@ def test_ndcg_of_target_ranks_agrees_with_sklearn_on_score_matrices(seed):
     for k in (5, 50, 300):
         assert M.ndcg_at_k(ranks, k) == pytest.approx(ndcg_score(one_hot, scores, k=k), abs=1e-9)
         assert M.recall_at_k(ranks, k) == pytest.approx(
-            np.mean([t in np.argsort(-s)[:k] for t, s in zip(target, scores)]))
+            np.mean([t in np.argsort(-s)[:k] for t, s in zip(target, scores)])
+        )
 
 
 def test_ranks_in_a_shared_score_row_count_ties_against_the_target():
@@ -175,8 +176,11 @@ def test_grouped_ndcg_agrees_with_sklearn_without_ties(seed):
     scores = rng.random(len(groups))  # continuous: no ties
     for k in (1, 3, 10):
         value, n = M.grouped_ndcg(groups, gains, scores, k)
-        expected = [ndcg_score([2.0 ** gains[groups == g] - 1], [scores[groups == g]], k=k)
-                    for g in range(len(sizes)) if gains[groups == g].max() > 0]
+        expected = [
+            ndcg_score([2.0 ** gains[groups == g] - 1], [scores[groups == g]], k=k)
+            for g in range(len(sizes))
+            if gains[groups == g].max() > 0
+        ]
         assert n == len(expected)
         assert value == pytest.approx(np.mean(expected), abs=1e-12)
 

@@ -9,8 +9,9 @@ from tfrec.data.validation import validate
 from tfrec.models import ModelConfig, TextConfig, TwoTowerModel, build_model
 from tfrec.models.inference import encode_items, encode_queries, predict_dataframe, predict_user_value
 
-SMALL_TEXT = TextConfig(vocabulary_size=300, hidden_dim=16, num_layers=1, num_heads=2,
-                        query_sequence_length=6, item_sequence_length=8)
+SMALL_TEXT = TextConfig(
+    vocabulary_size=300, hidden_dim=16, num_layers=1, num_heads=2, query_sequence_length=6, item_sequence_length=8
+)
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +114,25 @@ def test_keras_save_load_round_trip_is_identical(trained, data, tmp_path):
     assert clone.config == model.config and clone.schema == model.schema
 
 
-@pytest.mark.parametrize("kw", [
-    dict(multitask="mmoe", value_loss="mse"),
-    dict(multitask="ple", value_loss="huber", num_hard_negatives=8),
-    dict(use_text=False),
-    dict(text=TextConfig(vocabulary_size=300, hidden_dim=16, num_layers=1, num_heads=2,
-                         query_sequence_length=6, item_sequence_length=8, item_text="bag_of_words")),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(multitask="mmoe", value_loss="mse"),
+        dict(multitask="ple", value_loss="huber", num_hard_negatives=8),
+        dict(use_text=False),
+        dict(
+            text=TextConfig(
+                vocabulary_size=300,
+                hidden_dim=16,
+                num_layers=1,
+                num_heads=2,
+                query_sequence_length=6,
+                item_sequence_length=8,
+                item_text="bag_of_words",
+            )
+        ),
+    ],
+)
 def test_configurations_train(data, kw):
     sim, df = data
     model = build_model(sim.schema(), small_config(**kw), df)
@@ -169,8 +182,16 @@ def test_each_data_shape_builds_only_its_tasks(data, shape):
         schema.value_label = None
         expected, absent = {"retrieval", "ctr"}, {"relevance", "user_value"}
     else:  # one row per customer: user features and a value label, no item side
-        for role in ("item_id", "item_text", "item_price", "query_text", "click_label", "relevance_label",
-                     "position", "user_history"):
+        for role in (
+            "item_id",
+            "item_text",
+            "item_price",
+            "query_text",
+            "click_label",
+            "relevance_label",
+            "position",
+            "user_history",
+        ):
             setattr(schema, role, None)
         schema.item_categorical, schema.item_numeric = [], []
         df = df.drop_duplicates(schema.user_id)
@@ -214,9 +235,11 @@ def test_task_losses_match_hand_computation(trained, data):
     np.testing.assert_allclose(float(losses["ctr"]), -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)), rtol=1e-4)
     rel = y_pred["relevance"].numpy() - labels["relevance"].numpy()
     np.testing.assert_allclose(float(losses["relevance"]), np.mean(rel**2), rtol=1e-5)
-    np.testing.assert_allclose(float(losses["value"]),
-                               np.mean(ziln_loss_per_example(labels["value"], y_pred["value_logits"]).numpy()),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        float(losses["value"]),
+        np.mean(ziln_loss_per_example(labels["value"], y_pred["value_logits"]).numpy()),
+        rtol=1e-5,
+    )
     # Retrieval: in-batch softmax over the batch's items, clicked rows as positives.
     q, i = y_pred["query_embedding"].numpy(), y_pred["item_embedding"].numpy()
     logits = q @ i.T / model.config.temperature

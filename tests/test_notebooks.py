@@ -6,7 +6,6 @@ notebook needs the real data file and skips where it is absent.
 """
 
 import json
-import os
 import pathlib
 import sys
 
@@ -21,8 +20,11 @@ ALL = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
 
 
 def test_the_three_notebooks_exist_and_are_stripped():
-    assert ALL == ["01_simulated_train_evaluate.ipynb", "02_export_serve_grpc.ipynb",
-                   "03_online_retail_user_value.ipynb"]
+    assert ALL == [
+        "01_simulated_train_evaluate.ipynb",
+        "02_export_serve_grpc.ipynb",
+        "03_online_retail_user_value.ipynb",
+    ]
     for name in ALL:
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
         nbformat.validate(nb)
@@ -57,14 +59,16 @@ def _kernel_python():
 def _execute(name, tmp_path, monkeypatch):
     # jupyter_client starts a kernelspec whose argv[0] is "python" with
     # sys.executable, so the kernel runs in this interpreter (where tfrec is).
-    assert _kernel_python() in ("python", "python3", sys.executable), \
+    assert _kernel_python() in ("python", "python3", sys.executable), (
         f"the python3 kernelspec runs {_kernel_python()}, not this interpreter {sys.executable}"
+    )
     monkeypatch.setenv("TFREC_NOTEBOOK_SMALL", "1")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors

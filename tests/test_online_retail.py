@@ -16,8 +16,7 @@ DATA = REPO.parent / "shared" / "data" / "online_retail.parquet"
 
 if not DATA.is_file():
     pytest.skip(
-        f"Online Retail data not found at {DATA} (only development and CI "
-        "checkouts have ../shared/data)",
+        f"Online Retail data not found at {DATA} (only development and CI checkouts have ../shared/data)",
         allow_module_level=True,
     )
 
@@ -30,8 +29,7 @@ from tfrec.data.validation import validate  # noqa: E402
 
 CAL_STOP = pd.Timestamp("2011-09-01")  # default cutoff 2011-08-31, inclusive
 HOR_STOP = pd.Timestamp("2011-12-10")  # default horizon_end 2011-12-09, inclusive
-SERVICE = {"POST", "D", "M", "C2", "DOT", "BANK CHARGES", "AMAZONFEE", "CRUK",
-           "PADS", "S", "B"}
+SERVICE = {"POST", "D", "M", "C2", "DOT", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS", "S", "B"}
 
 
 # ---------------------------------------------------------------- fixtures
@@ -82,9 +80,7 @@ def test_rejection_counts_match_independent_recount(data, raw, expected_purchase
     assert rej["no_customer_id"] == raw["CustomerID"].isna().sum() == 135080
     has_id = raw["CustomerID"].notna()
     assert rej["non_product_code"] == (has_id & raw["service"]).sum()
-    assert rej["non_positive_price"] == (
-        has_id & ~raw["service"] & (raw["UnitPrice"] <= 0)
-    ).sum()
+    assert rej["non_positive_price"] == (has_id & ~raw["service"] & (raw["UnitPrice"] <= 0)).sum()
     # Every line with a customer id and a non-cancellation invoice has Quantity > 0.
     assert rej["non_positive_quantity"] == 0
     assert rej["after_horizon"] == 0  # the data end on 2011-12-09
@@ -92,9 +88,7 @@ def test_rejection_counts_match_independent_recount(data, raw, expected_purchase
     assert rej["missing_description"] == 0
     # Horizon purchases of customers without a calibration purchase.
     known = set(expected_purchases["uid"])
-    new_in_horizon = (
-        raw["ok"] & raw["horizon"] & ~raw["cancel"] & ~raw["uid"].isin(known)
-    )
+    new_in_horizon = raw["ok"] & raw["horizon"] & ~raw["cancel"] & ~raw["uid"].isin(known)
     assert rej["no_calibration_purchase"] == new_in_horizon.sum()
 
 
@@ -145,15 +139,17 @@ def test_calibration_features_independent(data, expected_purchases, raw):
     cust = data.customers.set_index("user_id")
     g = expected_purchases.groupby("uid")
     assert (cust["frequency"] == g["InvoiceNo"].nunique().reindex(cust.index)).all()
-    net = g["spend"].sum().add(
-        raw[raw["ok"] & raw["calib"] & raw["cancel"]].groupby("uid")["spend"].sum(),
-        fill_value=0.0,
+    net = (
+        g["spend"]
+        .sum()
+        .add(
+            raw[raw["ok"] & raw["calib"] & raw["cancel"]].groupby("uid")["spend"].sum(),
+            fill_value=0.0,
+        )
     )
     assert np.allclose(cust["monetary"], net.reindex(cust.index).clip(lower=0))
     last_day = g["InvoiceDate"].max().dt.normalize().reindex(cust.index)
-    assert np.allclose(
-        cust["recency_days"], (pd.Timestamp("2011-08-31") - last_day).dt.days
-    )
+    assert np.allclose(cust["recency_days"], (pd.Timestamp("2011-08-31") - last_day).dt.days)
     # 12346 bought 74215 of one item for 77183.60 and cancelled it the same day.
     assert cust.loc["12346", "monetary"] == 0.0
 

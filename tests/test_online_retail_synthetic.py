@@ -6,7 +6,6 @@ Runs everywhere: it needs no ../shared data.
 import collections
 
 import numpy as np
-
 import pandas as pd
 import pytest
 
@@ -20,38 +19,37 @@ def _synthetic() -> tuple[pd.DataFrame, collections.Counter]:
     na = None
     rows = [
         # invoice, code,   description,    qty, price, date,                customer, fate
-        ("1001", " a1 ", "  Red Mug ",      2,  3.0, "2011-01-05 10:00", 101, "event"),
-        ("1001", "B2",   na,                1, 10.0, "2011-01-05 10:00", 101, "event"),
-        ("1002", "B2",   "Blue Bowl",       1, 10.0, "2011-01-10 09:00", 102, "event"),
-        ("1002", "a1",   "   ",             1,  3.0, "2011-01-10 09:00", 102, "event"),
-        ("1003", "B2",   "Blue Bowl",       1, 10.0, "2011-01-11 09:00", na, "no_customer_id"),
-        ("1004", "B2",   "BLUE BOWL SET",   1, 12.0, "2011-01-12 09:00", 102, "event"),
-        ("C1005", "A1",  "Red Mug",        -1,  3.0, "2011-01-20 09:00", 101, "cal_cancel"),
-        ("1006", "Z9",   na,                1,  5.0, "2011-01-15 09:00", 103, "missing_description"),
-        ("C1007", "Z9",  na,               -1,  5.0, "2011-01-16 09:00", 103, "cancellation"),
-        ("1008", "A1",   "Red Mug",         5,  3.0, "2011-02-10 09:00", 101, "horizon"),
-        ("C1009", "A1",  "Red Mug",        -2,  3.0, "2011-02-11 09:00", 101, "hor_cancel"),
-        ("1010", "B2",   "Blue Bowl",       2, 10.0, "2011-02-15 09:00", 102, "horizon"),
-        ("C1011", "B2",  "Blue Bowl",      -1, 10.0, "2011-02-16 09:00", 102, "hor_cancel"),
-        ("1012", "A1",   "Red Mug",         1,  3.0, "2011-02-20 09:00", 104, "no_calibration_purchase"),
-        ("1013", "POST", "POSTAGE",         1, 18.0, "2011-01-10 09:00", 102, "non_product_code"),
-        ("1014", "A1",   "Red Mug",         1,  0.0, "2011-01-10 09:00", 102, "non_positive_price"),
-        ("1015", "A1",   "Red Mug",         1,  3.0, "2011-03-01 00:00", 101, "after_horizon"),
-        ("C1016", "A1",  "Red Mug",        -2,  3.0, "2011-01-25 09:00", 102, "cal_cancel"),
-        ("1017", "A1",   "Red Mug",         1,  3.0, "2011-01-31 23:59", 101, "event"),
-        ("1018", "A1",   "Red Mug",         1,  3.0, "2011-02-01 00:00", 101, "horizon"),
-        ("1019", "A1",   "Red Mug",         1,  3.0, "2011-01-02 09:00", 105, "event"),
-        ("C1020", "A1",  "Red Mug",        -4,  3.0, "2011-02-05 09:00", 105, "hor_cancel"),
-        ("C1021", "A1",  "Red Mug",        -3,  3.0, "2011-01-03 09:00", 105, "cal_cancel"),
-        ("1022", "A1",   "Red Mug",        -5,  3.0, "2011-01-04 09:00", na, "no_customer_id"),
-        ("1023", "A1",   "Red Mug",         0,  3.0, "2011-01-06 09:00", 101, "non_positive_quantity"),
-        ("C1024", "A1",  "Red Mug",         1,  3.0, "2011-01-07 09:00", 102, "cancellation"),
+        ("1001", " a1 ", "  Red Mug ", 2, 3.0, "2011-01-05 10:00", 101, "event"),
+        ("1001", "B2", na, 1, 10.0, "2011-01-05 10:00", 101, "event"),
+        ("1002", "B2", "Blue Bowl", 1, 10.0, "2011-01-10 09:00", 102, "event"),
+        ("1002", "a1", "   ", 1, 3.0, "2011-01-10 09:00", 102, "event"),
+        ("1003", "B2", "Blue Bowl", 1, 10.0, "2011-01-11 09:00", na, "no_customer_id"),
+        ("1004", "B2", "BLUE BOWL SET", 1, 12.0, "2011-01-12 09:00", 102, "event"),
+        ("C1005", "A1", "Red Mug", -1, 3.0, "2011-01-20 09:00", 101, "cal_cancel"),
+        ("1006", "Z9", na, 1, 5.0, "2011-01-15 09:00", 103, "missing_description"),
+        ("C1007", "Z9", na, -1, 5.0, "2011-01-16 09:00", 103, "cancellation"),
+        ("1008", "A1", "Red Mug", 5, 3.0, "2011-02-10 09:00", 101, "horizon"),
+        ("C1009", "A1", "Red Mug", -2, 3.0, "2011-02-11 09:00", 101, "hor_cancel"),
+        ("1010", "B2", "Blue Bowl", 2, 10.0, "2011-02-15 09:00", 102, "horizon"),
+        ("C1011", "B2", "Blue Bowl", -1, 10.0, "2011-02-16 09:00", 102, "hor_cancel"),
+        ("1012", "A1", "Red Mug", 1, 3.0, "2011-02-20 09:00", 104, "no_calibration_purchase"),
+        ("1013", "POST", "POSTAGE", 1, 18.0, "2011-01-10 09:00", 102, "non_product_code"),
+        ("1014", "A1", "Red Mug", 1, 0.0, "2011-01-10 09:00", 102, "non_positive_price"),
+        ("1015", "A1", "Red Mug", 1, 3.0, "2011-03-01 00:00", 101, "after_horizon"),
+        ("C1016", "A1", "Red Mug", -2, 3.0, "2011-01-25 09:00", 102, "cal_cancel"),
+        ("1017", "A1", "Red Mug", 1, 3.0, "2011-01-31 23:59", 101, "event"),
+        ("1018", "A1", "Red Mug", 1, 3.0, "2011-02-01 00:00", 101, "horizon"),
+        ("1019", "A1", "Red Mug", 1, 3.0, "2011-01-02 09:00", 105, "event"),
+        ("C1020", "A1", "Red Mug", -4, 3.0, "2011-02-05 09:00", 105, "hor_cancel"),
+        ("C1021", "A1", "Red Mug", -3, 3.0, "2011-01-03 09:00", 105, "cal_cancel"),
+        ("1022", "A1", "Red Mug", -5, 3.0, "2011-01-04 09:00", na, "no_customer_id"),
+        ("1023", "A1", "Red Mug", 0, 3.0, "2011-01-06 09:00", 101, "non_positive_quantity"),
+        ("C1024", "A1", "Red Mug", 1, 3.0, "2011-01-07 09:00", 102, "cancellation"),
         ("1025", "GIFT_0001_20", "Voucher", 1, 16.67, "2011-01-07 09:00", 102, "non_product_code"),
     ]
     df = pd.DataFrame(
         rows,
-        columns=["InvoiceNo", "StockCode", "Description", "Quantity", "UnitPrice",
-                 "InvoiceDate", "CustomerID", "fate"],
+        columns=["InvoiceNo", "StockCode", "Description", "Quantity", "UnitPrice", "InvoiceDate", "CustomerID", "fate"],
     )
     df["InvoiceDate"] = pd.to_datetime(df["InvoiceDate"])
     df["CustomerID"] = df["CustomerID"].astype("Int64")
@@ -86,7 +84,13 @@ def test_synthetic_netting_and_description_fill(tmp_path, customer_dtype):
     # a customer id, vs "BLUE BOWL SET" 1x); Z9 has none -> rejected.
     ev = d.events
     assert list(ev["item_text"]) == [
-        "Red Mug", "Red Mug", "Blue Bowl", "Blue Bowl", "Red Mug", "BLUE BOWL SET", "Red Mug",
+        "Red Mug",
+        "Red Mug",
+        "Blue Bowl",
+        "Blue Bowl",
+        "Red Mug",
+        "BLUE BOWL SET",
+        "Red Mug",
     ]
     assert list(ev["user_id"]) == ["105", "101", "101", "102", "102", "102", "101"]
     assert set(ev["item_id"]) == {"A1", "B2"}
@@ -103,7 +107,9 @@ def test_synthetic_netting_and_description_fill(tmp_path, customer_dtype):
     assert c["recency_days"].to_dict() == {"101": 0.0, "102": 19.0, "105": 29.0}
     assert c["tenure_days"].to_dict() == {"101": 26.0, "102": 21.0, "105": 29.0}
     assert c["country"].to_dict() == {
-        "101": "United Kingdom", "102": "France", "105": "United Kingdom",
+        "101": "United Kingdom",
+        "102": "France",
+        "105": "United Kingdom",
     }
 
     items = d.items.set_index("item_id")

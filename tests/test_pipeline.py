@@ -41,8 +41,7 @@ def test_dataframe_pipeline_accounts_for_every_row(sim):
     n_out = sum(len(f["item_id"]) for f in feats)
     assert acc.rows_read == len(df) == 4000
     assert acc.rows_rejected == 9 and n_out == acc.rows_used == 4000 - 9
-    assert acc.rejected == {"item_price: negative value": 5, "query: empty text": 3,
-                            "click: label out of range": 1}
+    assert acc.rejected == {"item_price: negative value": 5, "query: empty text": 3, "click: label out of range": 1}
     f = feats[0]
     assert f["user_history"].shape[1] == sim.schema().history_length
     assert f["item_price"].dtype == np.float32 and f["query"].dtype == object
@@ -95,11 +94,13 @@ def test_parquet_streaming_matches_dataframe(sim, tmp_path):
     df = with_bad_rows(sim.impressions)
     # Two files, several row groups each: streamed one record batch at a time.
     for i, part in enumerate((df.iloc[:2500], df.iloc[2500:])):
-        pq.write_table(pa.Table.from_pandas(part, preserve_index=False),
-                       tmp_path / f"part-{i}.parquet", row_group_size=300)
+        pq.write_table(
+            pa.Table.from_pandas(part, preserve_index=False), tmp_path / f"part-{i}.parquet", row_group_size=300
+        )
     acc = RowAccounting()
-    ds = dataset_from_parquet(str(tmp_path / "*.parquet"), sim.schema(), batch_size=128,
-                              shuffle=False, read_batch_rows=300, accounting=acc)
+    ds = dataset_from_parquet(
+        str(tmp_path / "*.parquet"), sim.schema(), batch_size=128, shuffle=False, read_batch_rows=300, accounting=acc
+    )
     feats, labels = collect(ds)
     got_items = np.concatenate([f["item_id"] for f in feats]).astype(str)
     got_clicks = np.concatenate([l["click"] for l in labels])
@@ -109,7 +110,7 @@ def test_parquet_streaming_matches_dataframe(sim, tmp_path):
     assert acc.rows_read == 4000 and acc.rows_used == 3991
     assert acc.rejected["item_price: negative value"] == 5
     hist = np.concatenate([f["user_history"] for f in feats])
-    first = list(good.user_history.iloc[0])[-sim.schema().history_length:]
+    first = list(good.user_history.iloc[0])[-sim.schema().history_length :]
     assert [h.decode() for h in hist[0] if h] == first
 
 

@@ -5,11 +5,21 @@ from tfrec.schema import FeatureSchema, Kind, Role, SchemaError
 
 def full_schema():
     return FeatureSchema(
-        query_text="q", user_id="uid", user_categorical=["seg"], user_numeric=["tenure"],
-        user_history="hist", item_id="sku", item_text="title",
-        item_categorical=["cat", "brand"], item_price="price",
-        click_label="clicked", value_label="ltv", relevance_label="grade",
-        relevance_range=(1, 3), event_time="ts", history_length=5,
+        query_text="q",
+        user_id="uid",
+        user_categorical=["seg"],
+        user_numeric=["tenure"],
+        user_history="hist",
+        item_id="sku",
+        item_text="title",
+        item_categorical=["cat", "brand"],
+        item_price="price",
+        click_label="clicked",
+        value_label="ltv",
+        relevance_label="grade",
+        relevance_range=(1, 3),
+        event_time="ts",
+        history_length=5,
     )
 
 
@@ -29,8 +39,7 @@ def test_user_mapping_from_yaml_text():
     assert schema.feature_names == ["search", "sku", "category"]
     assert schema.label_names == ["clicked"]
     kinds = {c.name: c.kind for c in schema.columns()}
-    assert kinds == {"search": Kind.TEXT, "sku": Kind.ID, "category": Kind.CATEGORICAL,
-                     "clicked": Kind.BINARY}
+    assert kinds == {"search": Kind.TEXT, "sku": Kind.ID, "category": Kind.CATEGORICAL, "clicked": Kind.BINARY}
 
 
 def test_roles_and_nullability():

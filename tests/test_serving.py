@@ -21,8 +21,9 @@ def served(small_trained, tmp_path_factory):
     sim, df, model = small_trained
     base = tmp_path_factory.mktemp("serving")
     export_model(model, str(base), catalog=sim.items, examples=df.head(8), max_k=20, verbose=False)
-    server = LocalModelServer(base, port=0, http_port=0, poll_seconds=0.2, max_request_rows=256,
-                              version_labels={"stable": 1}).start()
+    server = LocalModelServer(
+        base, port=0, http_port=0, poll_seconds=0.2, max_request_rows=256, version_labels={"stable": 1}
+    ).start()
     client = ServingClient(f"127.0.0.1:{server.port}", timeout=30.0)
     yield sim, df, model, server, client, base
     client.close()
@@ -38,12 +39,20 @@ def test_every_signature_matches_the_in_process_model(served):
         got = client.predict(name, inputs[name])
         for key in ("ctr", "score", "relevance", "user_value", "value_probability"):
             np.testing.assert_allclose(got[key], expected[key], atol=1e-5, rtol=1e-5, err_msg=f"{name}/{key}")
-    np.testing.assert_allclose(client.predict("encode_query", inputs["encode_query"])["query_embedding"],
-                               encode_queries(model, rows), atol=1e-5)
-    np.testing.assert_allclose(client.predict("encode_item", inputs["encode_item"])["item_embedding"],
-                               encode_items(model, rows), atol=1e-5)
-    np.testing.assert_allclose(client.predict("user_value", inputs["user_value"])["user_value"],
-                               predict_user_value(model, rows)["user_value"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        client.predict("encode_query", inputs["encode_query"])["query_embedding"],
+        encode_queries(model, rows),
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        client.predict("encode_item", inputs["encode_item"])["item_embedding"], encode_items(model, rows), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        client.predict("user_value", inputs["user_value"])["user_value"],
+        predict_user_value(model, rows)["user_value"],
+        rtol=1e-5,
+        atol=1e-5,
+    )
     got = client.predict("retrieve", inputs["retrieve"])
     scores = encode_queries(model, rows) @ encode_items(model, sim.items).T
     np.testing.assert_allclose(got["scores"], -np.sort(-scores, axis=1)[:, :10], atol=1e-5)
@@ -140,7 +149,7 @@ def test_bad_requests_get_invalid_argument_and_the_server_keeps_serving(served):
 
 def test_concurrent_requests_are_batched_without_changing_answers(served):
     _, df, model, _, client, _ = served
-    inputs = [example_inputs(model, df.iloc[i:i + 2], k=3 + i)["retrieve"] for i in range(8)]
+    inputs = [example_inputs(model, df.iloc[i : i + 2], k=3 + i)["retrieve"] for i in range(8)]
     alone = [client.predict("retrieve", x) for x in inputs]
     results = [None] * 8
 
@@ -215,11 +224,24 @@ def test_load_test_reports_latency_and_stays_on_loopback(served, tmp_path, capsy
     _, df, _, server, _, _ = served
     df.head(4).to_parquet(tmp_path / "rows.parquet")
     # 3 s: one request can take over 1 s on a loaded 2-core host (it failed once with 1 s).
-    code = main(["loadtest", "--target", f"127.0.0.1:{server.port}", "--examples", str(tmp_path / "rows.parquet"),
-                 "--signature", "retrieve", "--clients", "2", "--seconds", "3"])
+    code = main(
+        [
+            "loadtest",
+            "--target",
+            f"127.0.0.1:{server.port}",
+            "--examples",
+            str(tmp_path / "rows.parquet"),
+            "--signature",
+            "retrieve",
+            "--clients",
+            "2",
+            "--seconds",
+            "3",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
-    report = json.loads(out[out.index("{"):])
+    report = json.loads(out[out.index("{") :])
     assert report["requests"] > 0 and report["errors"] == 0 and report["clients"] == 2
     assert 0 < report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
     with pytest.raises(ValueError, match="loopback"):
@@ -250,8 +272,9 @@ def test_batcher_runs_a_lone_request_at_once_and_batches_under_load():
         # While a batch runs, new requests queue; the batching thread waits for
         # those still arriving (being parsed) and runs them as one batch.
         results = {}
-        first = threading.Thread(target=lambda: results.setdefault(0, batcher.submit(
-            {"x": np.array([0.0], np.float32)}, 1)))
+        first = threading.Thread(
+            target=lambda: results.setdefault(0, batcher.submit({"x": np.array([0.0], np.float32)}, 1))
+        )
         first.start()
         time.sleep(0.05)
         for _ in range(6):
@@ -276,13 +299,22 @@ def test_batcher_runs_a_lone_request_at_once_and_batches_under_load():
 def test_fast_tensor_proto_conversion_matches_tensorflow():
     from tfrec.serving.client import from_tensor_proto, to_tensor_proto
 
-    arrays = [np.array([["red shoes", ""], ["café", "x"]], dtype=object), np.array([b"a", b"bc"]),
-              np.arange(6, dtype=np.float32).reshape(2, 3), np.array([3, 4], np.int32),
-              np.array([[1, 2]], np.int64), np.zeros((0, 2), np.float32), np.array([1.5], np.float16)]
+    arrays = [
+        np.array([["red shoes", ""], ["café", "x"]], dtype=object),
+        np.array([b"a", b"bc"]),
+        np.arange(6, dtype=np.float32).reshape(2, 3),
+        np.array([3, 4], np.int32),
+        np.array([[1, 2]], np.int64),
+        np.zeros((0, 2), np.float32),
+        np.array([1.5], np.float16),
+    ]
     for value in arrays:
         ours = to_tensor_proto(value)
-        theirs = tf.make_tensor_proto(np.vectorize(lambda v: v.encode() if isinstance(v, str) else v,
-                                                   otypes=[object])(value) if value.dtype == object else value)
+        theirs = tf.make_tensor_proto(
+            np.vectorize(lambda v: v.encode() if isinstance(v, str) else v, otypes=[object])(value)
+            if value.dtype == object
+            else value
+        )
         assert ours.dtype == theirs.dtype and ours.tensor_shape == theirs.tensor_shape
         np.testing.assert_array_equal(from_tensor_proto(ours), tf.make_ndarray(theirs))
         np.testing.assert_array_equal(from_tensor_proto(theirs), tf.make_ndarray(theirs))

@@ -18,23 +18,41 @@ CATEGORIES = ["boots", "sofa", "lamp", "kettle", "jacket", "desk"]
 COLOURS = ["red", "black", "blue", "green", "white"]
 
 TINY_MODEL = {
-    "embedding_dim": 16, "id_embedding_dim": 8, "tower_units": [32], "expert_units": [16], "cross_layers": 1,
-    "text": {"vocabulary_size": 200, "hidden_dim": 16, "num_layers": 1, "num_heads": 2,
-             "query_sequence_length": 6, "item_sequence_length": 8},
+    "embedding_dim": 16,
+    "id_embedding_dim": 8,
+    "tower_units": [32],
+    "expert_units": [16],
+    "cross_layers": 1,
+    "text": {
+        "vocabulary_size": 200,
+        "hidden_dim": 16,
+        "num_layers": 1,
+        "num_heads": 2,
+        "query_sequence_length": 6,
+        "item_sequence_length": 8,
+    },
 }
-TINY_TRAINING = {"epochs": 2, "batch_size": 64, "verbose": 0, "learning_rate": 0.01,
-                 "early_stopping_patience": 0, "tensorboard": False}
+TINY_TRAINING = {
+    "epochs": 2,
+    "batch_size": 64,
+    "verbose": 0,
+    "learning_rate": 0.01,
+    "early_stopping_patience": 0,
+    "tensorboard": False,
+}
 
 
 def _items(rng, n=60):
     cat = np.arange(n) % len(CATEGORIES)
     colour = rng.integers(0, len(COLOURS), n)
-    return pd.DataFrame({
-        "sku": [f"sku{i:03d}" for i in range(n)],
-        "title": [f"{COLOURS[c]} {CATEGORIES[k]}" for i, (c, k) in enumerate(zip(colour, cat))],
-        "category": [CATEGORIES[k] for k in cat],
-        "price": rng.gamma(2.0, 20.0, n).round(2),
-    })
+    return pd.DataFrame(
+        {
+            "sku": [f"sku{i:03d}" for i in range(n)],
+            "title": [f"{COLOURS[c]} {CATEGORIES[k]}" for i, (c, k) in enumerate(zip(colour, cat))],
+            "category": [CATEGORIES[k] for k in cat],
+            "price": rng.gamma(2.0, 20.0, n).round(2),
+        }
+    )
 
 
 def search_table(seed=0, sessions=300, graded=False):
@@ -48,15 +66,28 @@ def search_table(seed=0, sessions=300, graded=False):
         colour = COLOURS[rng.integers(0, len(COLOURS))]
         query = f"{colour} {CATEGORIES[k]}" + ("" if s % 3 else f" {s % 11}")
         same = items[items.category == CATEGORIES[k]]
-        shown = pd.concat([same.sample(4, random_state=int(rng.integers(1 << 30))),
-                           items.sample(4, random_state=int(rng.integers(1 << 30)))]).sample(frac=1, random_state=s)
+        shown = pd.concat(
+            [
+                same.sample(4, random_state=int(rng.integers(1 << 30))),
+                items.sample(4, random_state=int(rng.integers(1 << 30))),
+            ]
+        ).sample(frac=1, random_state=s)
         for pos, (_, it) in enumerate(shown.iterrows(), start=1):
             match = it.category == CATEGORIES[k]
             grade = 1 + int(match) + int(match and colour in it.title)
             click = float(rng.random() < (0.8 if match else 0.03) / (1 + 0.1 * pos))
-            rows.append({"search_query": query, "sku": it.sku, "title": it.title, "category": it.category,
-                         "price": it.price, "slot": pos, "ts": t0 + pd.Timedelta(minutes=s),
-                         **({"grade": grade} if graded else {"clicked": click})})
+            rows.append(
+                {
+                    "search_query": query,
+                    "sku": it.sku,
+                    "title": it.title,
+                    "category": it.category,
+                    "price": it.price,
+                    "slot": pos,
+                    "ts": t0 + pd.Timedelta(minutes=s),
+                    **({"grade": grade} if graded else {"clicked": click}),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -71,9 +102,17 @@ def interactions_table(seed=0, users=150, events=16):
         for _ in range(events):
             pool = items[items.category == CATEGORIES[fav]] if rng.random() < 0.85 else items
             it = pool.iloc[rng.integers(0, len(pool))]
-            rows.append({"user": f"u{u}", "country": ["UK", "FR"][u % 2], "sku": it.sku, "title": it.title,
-                         "category": it.category, "price": it.price,
-                         "ts": t0 + pd.Timedelta(hours=int(rng.integers(0, 24 * 120)))})
+            rows.append(
+                {
+                    "user": f"u{u}",
+                    "country": ["UK", "FR"][u % 2],
+                    "sku": it.sku,
+                    "title": it.title,
+                    "category": it.category,
+                    "price": it.price,
+                    "ts": t0 + pd.Timedelta(hours=int(rng.integers(0, 24 * 120))),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -83,25 +122,41 @@ def transactions_table(seed=0, customers=400):
     rows = []
     t0 = pd.Timestamp("2023-01-01")
     for c in range(customers):
-        rate = rng.lognormal(-3.2, 1.0)            # purchases per day
+        rate = rng.lognormal(-3.2, 1.0)  # purchases per day
         basket = rng.lognormal(3.0, 0.6)
         n = rng.poisson(rate * 365)
         for day in np.sort(rng.integers(0, 365, n)):
             amount = round(float(rng.lognormal(np.log(basket), 0.3)), 2)
-            rows.append({"customer": c, "when": t0 + pd.Timedelta(days=int(day), hours=10), "amount": amount,
-                         "region": ["north", "south"][c % 2]})
+            rows.append(
+                {
+                    "customer": c,
+                    "when": t0 + pd.Timedelta(days=int(day), hours=10),
+                    "amount": amount,
+                    "region": ["north", "south"][c % 2],
+                }
+            )
             if rng.random() < 0.05:
-                rows.append({"customer": c, "when": t0 + pd.Timedelta(days=int(day), hours=12),
-                             "amount": -amount, "region": ["north", "south"][c % 2]})
+                rows.append(
+                    {
+                        "customer": c,
+                        "when": t0 + pd.Timedelta(days=int(day), hours=12),
+                        "amount": -amount,
+                        "region": ["north", "south"][c % 2],
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def _config(tmp_path, shape, paths, schema, **data):
-    return JobConfig.from_dict({
-        "model": TINY_MODEL, "training": TINY_TRAINING, "evaluation": {"ks": [5, 20], "max_queries": 300},
-        "data": {"source": "files", "paths": paths, "schema": schema, "shape": shape, **data},
-        "output_dir": str(tmp_path / "run"),
-    })
+    return JobConfig.from_dict(
+        {
+            "model": TINY_MODEL,
+            "training": TINY_TRAINING,
+            "evaluation": {"ks": [5, 20], "max_queries": 300},
+            "data": {"source": "files", "paths": paths, "schema": schema, "shape": shape, **data},
+            "output_dir": str(tmp_path / "run"),
+        }
+    )
 
 
 def _example_config(tmp_path, name, paths, **data):
@@ -117,17 +172,24 @@ def _example_config(tmp_path, name, paths, **data):
     return JobConfig.from_dict(raw)
 
 
-SEARCH_SCHEMA = {"query_text": "search_query", "item_id": "sku", "item_text": "title",
-                 "item_categorical": ["category"], "item_price": "price", "click_label": "clicked",
-                 "position": "slot", "event_time": "ts"}
+SEARCH_SCHEMA = {
+    "query_text": "search_query",
+    "item_id": "sku",
+    "item_text": "title",
+    "item_categorical": ["category"],
+    "item_price": "price",
+    "click_label": "clicked",
+    "position": "slot",
+    "event_time": "ts",
+}
 
 
 # -------------------------------------------------------------- reading files
 def test_read_tables_globs_csv_and_parquet_with_accounting(tmp_path):
     df = interactions_table(users=30, events=4)
-    df.loc[3, "price"] = -1.0            # rejected: negative price
+    df.loc[3, "price"] = -1.0  # rejected: negative price
     for i, start in enumerate(range(0, len(df), 40)):
-        df.iloc[start:start + 40].to_csv(tmp_path / f"part-{i}.csv", index=False)
+        df.iloc[start : start + 40].to_csv(tmp_path / f"part-{i}.csv", index=False)
     df.tail(10).to_parquet(tmp_path / "extra.parquet")
     schema = FeatureSchema(user_id="user", item_id="sku", item_text="title", item_price="price", event_time="ts")
     tables = read_tables([str(tmp_path / "part-*.csv"), str(tmp_path / "extra.parquet")], schema)
@@ -142,8 +204,14 @@ def test_read_tables_globs_csv_and_parquet_with_accounting(tmp_path):
 
 
 def test_csv_encoding_option(tmp_path):
-    df = pd.DataFrame({"user": ["u1", "u2"], "sku": ["a", "b"], "title": ["café crème", "naïve déco"],
-                       "ts": ["2024-01-01 10:00", "2024-01-02 11:00"]})
+    df = pd.DataFrame(
+        {
+            "user": ["u1", "u2"],
+            "sku": ["a", "b"],
+            "title": ["café crème", "naïve déco"],
+            "ts": ["2024-01-01 10:00", "2024-01-02 11:00"],
+        }
+    )
     path = tmp_path / "latin.csv"
     df.to_csv(path, index=False, encoding="latin-1", sep=";")
     schema = FeatureSchema(user_id="user", item_id="sku", item_text="title", event_time="ts")
@@ -166,9 +234,14 @@ def test_mapping_that_does_not_fit_names_column_and_file(tmp_path):
     with pytest.raises(DataFileError, match="no files match"):
         read_tables(str(tmp_path / "nothing-*.csv"), schema)
     # The job names a column outside the schema that the config asks for, with the file.
-    config = _config(tmp_path, "transactions", [str(tmp_path / "good.parquet")],
-                     {"user_id": "user", "event_time": "ts", "item_id": "sku", "item_price": "price"},
-                     quantity_column="qty", cutoff="2024-03-01")
+    config = _config(
+        tmp_path,
+        "transactions",
+        [str(tmp_path / "good.parquet")],
+        {"user_id": "user", "event_time": "ts", "item_id": "sku", "item_price": "price"},
+        quantity_column="qty",
+        cutoff="2024-03-01",
+    )
     from tfrec.data.tables import load_data
 
     with pytest.raises(SchemaValidationError, match=r"good\.parquet[\s\S]*column 'qty': missing column"):
@@ -206,8 +279,15 @@ def test_query_split_has_no_query_in_two_splits():
 
 def test_interactions_time_split_and_history_do_not_leak():
     df = interactions_table(users=40, events=10)
-    schema = FeatureSchema(user_id="user", user_categorical=["country"], item_id="sku", item_text="title",
-                           item_price="price", event_time="ts", history_length=5)
+    schema = FeatureSchema(
+        user_id="user",
+        user_categorical=["country"],
+        item_id="sku",
+        item_text="title",
+        item_price="price",
+        event_time="ts",
+        history_length=5,
+    )
     data = S.prepare_interactions(df, schema, valid_fraction=0.1, test_fraction=0.2, negatives_per_positive=2)
     assert data.train["ts"].max() < data.valid["ts"].min() <= data.valid["ts"].max() < data.test["ts"].min()
     pos = data.train[data.train["clicked"] == 1]
@@ -219,8 +299,9 @@ def test_interactions_time_split_and_history_do_not_leak():
         assert list(row.recent_items) == earlier[-5:]
     windowed = S.add_history(df, schema, "h", window_days=7)
     for _, row in windowed.sample(40, random_state=1).iterrows():
-        recent = events[(events.user == row.user) & (events.ts < row.ts)
-                        & (events.ts >= row.ts - pd.Timedelta(days=7))].sku.tolist()
+        recent = events[
+            (events.user == row.user) & (events.ts < row.ts) & (events.ts >= row.ts - pd.Timedelta(days=7))
+        ].sku.tolist()
         assert list(row.h) == recent[-5:]
     # Negatives: the user side of a positive, another item, label 0.
     neg = data.test[data.test["clicked"] == 0]
@@ -244,7 +325,8 @@ def test_transactions_features_stop_at_the_cutoff():
     row = train[train.customer == cust]
     if len(row):
         assert row.iloc[0].future_value == pytest.approx(
-            max(rows[(rows.when >= shift_stop) & (rows.when < "2023-10-01")].amount.sum(), 0.0))
+            max(rows[(rows.when >= shift_stop) & (rows.when < "2023-10-01")].amount.sum(), 0.0)
+        )
         assert row.iloc[0].monetary == pytest.approx(max(rows[rows.when < shift_stop].amount.sum(), 0.0))
     assert data.info["horizon_days"] == 92
     with pytest.raises(S.ShapeError, match="needs data.cutoff"):
@@ -273,8 +355,8 @@ def test_search_job_end_to_end(tmp_path):
     assert written["rows"]["rows_read"] == len(df)
     config = JobConfig.from_yaml(tmp_path / "run" / "config.yaml")
     assert config.data.schema["query_text"] == "search_query" and os.path.isabs(config.data.paths[0])
-    if (tmp_path / "run" / "report.html").exists():       # where this version has the HTML report
-        assert (tmp_path / "run" / "report.html").read_text().count("<img") >= 3   # CTR and retrieval figures
+    if (tmp_path / "run" / "report.html").exists():  # where this version has the HTML report
+        assert (tmp_path / "run" / "report.html").read_text().count("<img") >= 3  # CTR and retrieval figures
 
 
 def test_graded_search_job_end_to_end(tmp_path):
@@ -282,8 +364,12 @@ def test_graded_search_job_end_to_end(tmp_path):
 
     df = search_table(sessions=400, graded=True)
     df.to_parquet(tmp_path / "judged.parquet")
-    config = _example_config(tmp_path, "search_logs", [str(tmp_path / "judged.parquet")],
-                             schema="training/configs/schemas/search_judgements.yaml")
+    config = _example_config(
+        tmp_path,
+        "search_logs",
+        [str(tmp_path / "judged.parquet")],
+        schema="training/configs/schemas/search_judgements.yaml",
+    )
     config.training.epochs, config.training.learning_rate = 4, 0.005
     m = run(config)["metrics"]["search"]
     assert m["relevance"]["model"]["rmse"] < m["relevance"]["global_mean"]["rmse"]
@@ -332,7 +418,7 @@ def test_transactions_job_end_to_end_and_evaluate_run(tmp_path):
         assert again["value"][name]["normalized_gini"] == pytest.approx(v[name]["normalized_gini"], abs=1e-6)
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["value"]["customers"] == v["customers"]
     if (tmp_path / "eval" / "report.html").exists():
-        assert (tmp_path / "eval" / "report.html").read_text().count("<img") >= 2   # user value figures
+        assert (tmp_path / "eval" / "report.html").read_text().count("<img") >= 2  # user value figures
 
 
 def test_cli_train_and_evaluate_on_files(tmp_path, capsys):
@@ -342,9 +428,21 @@ def test_cli_train_and_evaluate_on_files(tmp_path, capsys):
     config = _example_config(tmp_path, "transactions", ["unused.csv"])
     config.training.epochs = 3
     config.to_yaml(tmp_path / "job.yaml")
-    code = main(["train", "--config", str(tmp_path / "job.yaml"), "--data", str(tmp_path / "tx.csv"),
-                 "--schema", "training/configs/schemas/transactions.yaml", "--shape", "transactions",
-                 "--output-dir", str(tmp_path / "cli_run")])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(tmp_path / "job.yaml"),
+            "--data",
+            str(tmp_path / "tx.csv"),
+            "--schema",
+            "training/configs/schemas/transactions.yaml",
+            "--shape",
+            "transactions",
+            "--output-dir",
+            str(tmp_path / "cli_run"),
+        ]
+    )
     assert code == 0
     trained = json.loads((tmp_path / "cli_run" / "metrics.json").read_text())
     assert trained["shape"] == "transactions" and trained["files"] == [str(tmp_path / "tx.csv")]
@@ -354,8 +452,20 @@ def test_cli_train_and_evaluate_on_files(tmp_path, capsys):
     assert "calibration_scaled" in capsys.readouterr().out
     # A mapping that does not fit the file: the error names the column and the file.
     pd.read_csv(tmp_path / "tx.csv").rename(columns={"when": "date"}).to_csv(tmp_path / "bad.csv", index=False)
-    assert main(["train", "--config", str(tmp_path / "job.yaml"), "--data", str(tmp_path / "bad.csv"),
-                 "--output-dir", str(tmp_path / "bad_run")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(tmp_path / "job.yaml"),
+                "--data",
+                str(tmp_path / "bad.csv"),
+                "--output-dir",
+                str(tmp_path / "bad_run"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "bad.csv" in err and "column 'when': missing column" in err
 
@@ -371,8 +481,7 @@ def test_online_retail_sample_value_and_interactions(tmp_path, online_retail_pat
     sample.to_csv(tmp_path / "retail.csv", index=False, encoding="latin-1")
     sample.to_parquet(tmp_path / "retail.parquet")
 
-    value = _example_config(tmp_path, "online_retail_value", [str(tmp_path / "retail.csv")],
-                            csv_encoding="latin-1")
+    value = _example_config(tmp_path, "online_retail_value", [str(tmp_path / "retail.csv")], csv_encoding="latin-1")
     value.training.epochs = 6
     m = run(value)["metrics"]
     v = m["value"]

@@ -12,8 +12,9 @@ def cosine(a, b):
 
 def test_from_scratch_vocabulary_and_shapes():
     corpus = ["red running shoes", "oak writing desk", "dark roasted coffee"] * 20
-    enc = TextEncoder.from_scratch(corpus, vocabulary_size=120, hidden_dim=16, num_layers=1, num_heads=2,
-                                   sequence_length=6)
+    enc = TextEncoder.from_scratch(
+        corpus, vocabulary_size=120, hidden_dim=16, num_layers=1, num_heads=2, sequence_length=6
+    )
     vocab = enc.tokenizer.get_vocabulary()
     assert {"running", "desk", "coffee", "[CLS]", "[PAD]"} <= set(vocab)
     ids, mask = enc.tokenize(tf.constant(["red shoes", "a very long text that will be cut off here"]))
@@ -45,8 +46,9 @@ def test_local_hugging_face_preset_minilm():
 
 def test_dynamic_padding_same_outputs_as_fixed_length_and_survives_saving(tmp_path):
     corpus = ["red running shoes", "oak writing desk with two drawers", "dark roasted coffee"] * 20
-    enc = TextEncoder.from_scratch(corpus, vocabulary_size=120, hidden_dim=16, num_layers=1, num_heads=2,
-                                   sequence_length=12, dropout=0.0)
+    enc = TextEncoder.from_scratch(
+        corpus, vocabulary_size=120, hidden_dim=16, num_layers=1, num_heads=2, sequence_length=12, dropout=0.0
+    )
     texts = tf.constant(["red shoes", "oak desk", "dark roasted coffee beans"])
     ids, mask = enc.tokenize(texts)
     trimmed_ids, trimmed_mask = trim_padding(ids, mask)

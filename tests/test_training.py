@@ -17,11 +17,28 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY = {
     "simulator": {"num_users": 500, "num_items": 150, "num_sessions": 800, "seed": 3},
-    "model": {"embedding_dim": 16, "id_embedding_dim": 8, "tower_units": [32], "expert_units": [16],
-              "text": {"vocabulary_size": 300, "hidden_dim": 16, "num_layers": 1, "num_heads": 2,
-                       "query_sequence_length": 6, "item_sequence_length": 8}},
-    "training": {"epochs": 2, "batch_size": 64, "verbose": 2, "log_every_steps": 10,
-                 "checkpoint_every_steps": 5, "early_stopping_patience": 0},
+    "model": {
+        "embedding_dim": 16,
+        "id_embedding_dim": 8,
+        "tower_units": [32],
+        "expert_units": [16],
+        "text": {
+            "vocabulary_size": 300,
+            "hidden_dim": 16,
+            "num_layers": 1,
+            "num_heads": 2,
+            "query_sequence_length": 6,
+            "item_sequence_length": 8,
+        },
+    },
+    "training": {
+        "epochs": 2,
+        "batch_size": 64,
+        "verbose": 2,
+        "log_every_steps": 10,
+        "checkpoint_every_steps": 5,
+        "early_stopping_patience": 0,
+    },
     "evaluation": {"ks": [10, 50], "max_queries": 200},
     "export": {"enabled": False},
 }
@@ -115,10 +132,10 @@ def test_epoch_batches_resume_at_a_batch_and_reshuffle_per_epoch():
         return [tuple(b[1]["click"].numpy().astype(int)) for b in ds]
 
     full = order(batches.dataset(epoch=1))
-    assert order(batches.dataset(epoch=1)) == full            # a pure function of (seed, epoch)
+    assert order(batches.dataset(epoch=1)) == full  # a pure function of (seed, epoch)
     assert order(batches.dataset(epoch=1, skip=7)) == full[7:]
     assert order(batches.dataset(epoch=2)) != full
-    assert len({v for b in full for v in b}) == 96            # no row twice in an epoch
+    assert len({v for b in full for v in b}) == 96  # no row twice in an epoch
     with pytest.raises(ValueError, match="fewer than one global batch"):
         EpochBatches((x, y), 100, global_batch_size=128)
 
@@ -171,8 +188,13 @@ def test_mixed_bfloat16_training_keeps_float32_outputs(tiny_data, tmp_path):
     from tfrec.training import train_model
 
     schema, split = tiny_data
-    config = tiny_config(epochs=1, mixed_precision="mixed_bfloat16", warmup_steps=5, lr_schedule="cosine",
-                         backbone_learning_rate_multiplier=0.1)
+    config = tiny_config(
+        epochs=1,
+        mixed_precision="mixed_bfloat16",
+        warmup_steps=5,
+        lr_schedule="cosine",
+        backbone_learning_rate_multiplier=0.1,
+    )
     model, history = train_model(config, schema, split.train.head(1280), None, run_dir=str(tmp_path))
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the job
     assert np.isfinite(history.history["loss"][0])
@@ -202,15 +224,17 @@ def _write_config(tmp_path, **training):
 def test_sigkilled_job_resumes_with_the_same_optimizer_steps(tmp_path):
     config = _write_config(tmp_path)
     straight = tmp_path / "straight"
-    out = subprocess.run(_train_command(config, straight), capture_output=True, text=True, timeout=600,
-                         cwd=ROOT, env=_env())
+    out = subprocess.run(
+        _train_command(config, straight), capture_output=True, text=True, timeout=600, cwd=ROOT, env=_env()
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     reference = json.loads((straight / "training_state.json").read_text())
     steps_per_epoch = reference["optimizer_steps"] // 2
 
     resumed = tmp_path / "resumed"
-    proc = subprocess.Popen(_train_command(config, resumed), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=ROOT, env=_env())
+    proc = subprocess.Popen(
+        _train_command(config, resumed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=_env()
+    )
     killed_at = None
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -228,8 +252,9 @@ def test_sigkilled_job_resumes_with_the_same_optimizer_steps(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert not (resumed / "training_state.json").exists()
 
-    out = subprocess.run(_train_command(config, resumed), capture_output=True, text=True, timeout=600,
-                         cwd=ROOT, env=_env())
+    out = subprocess.run(
+        _train_command(config, resumed), capture_output=True, text=True, timeout=600, cwd=ROOT, env=_env()
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "resumed from" in out.stdout
     state = json.loads((resumed / "training_state.json").read_text())
@@ -247,8 +272,15 @@ def test_sigkilled_job_resumes_with_the_same_optimizer_steps(tmp_path):
 def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
     config = _write_config(tmp_path, epochs=1)
     out_dir = tmp_path / "run"
-    cmd = [sys.executable, os.path.join(ROOT, "training", "launch_local.py"), "--workers", "2", "--timeout", "500",
-           "--"] + _train_command(config, str(out_dir / "{task_index}"))
+    cmd = [
+        sys.executable,
+        os.path.join(ROOT, "training", "launch_local.py"),
+        "--workers",
+        "2",
+        "--timeout",
+        "500",
+        "--",
+    ] + _train_command(config, str(out_dir / "{task_index}"))
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=_env())
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-3000:]
     fingerprints = {}
@@ -266,21 +298,46 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
 
 def test_slurm_tf_config_names_every_node(tmp_path):
     # The Slurm variables of task 1 of a 2-node step; the resolver is TensorFlow's own.
-    env = dict(_env(), SLURM_PROCID="1", SLURM_STEP_NUM_TASKS="2",
-               SLURM_STEP_NODELIST="gpu-[1-2]", SLURM_STEP_TASKS_PER_NODE="1(x2)")
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "training", "slurm", "tf_config.py"), "9000"],
-                         capture_output=True, text=True, timeout=120, env=env)
+    env = dict(
+        _env(),
+        SLURM_PROCID="1",
+        SLURM_STEP_NUM_TASKS="2",
+        SLURM_STEP_NODELIST="gpu-[1-2]",
+        SLURM_STEP_TASKS_PER_NODE="1(x2)",
+    )
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "training", "slurm", "tf_config.py"), "9000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     config = json.loads(out.stdout.strip().splitlines()[-1])
     assert config == {"cluster": {"worker": ["gpu-1:9000", "gpu-2:9000"]}, "task": {"type": "worker", "index": 1}}
 
 
 def test_local_launcher_stops_every_worker_when_one_fails():
-    code = "import json, os, sys, time; t = json.loads(os.environ['TF_CONFIG'])['task']; " \
-           "sys.exit(3) if t['index'] == 1 else time.sleep(60)"
+    code = (
+        "import json, os, sys, time; t = json.loads(os.environ['TF_CONFIG'])['task']; "
+        "sys.exit(3) if t['index'] == 1 else time.sleep(60)"
+    )
     start = time.time()
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "training", "launch_local.py"), "--workers", "2",
-                          "--", sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "training", "launch_local.py"),
+            "--workers",
+            "2",
+            "--",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 3, out.stdout
     assert "a worker failed" in out.stdout
     assert time.time() - start < 50  # worker 0 was stopped, not waited for

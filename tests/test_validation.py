@@ -6,30 +6,40 @@ from tfrec.data.validation import REASON_COLUMN, SchemaValidationError, validate
 from tfrec.schema import FeatureSchema
 
 SCHEMA = FeatureSchema(
-    query_text="query", user_id="user", user_categorical=["segment"],
-    user_numeric=["tenure"], user_history="history", item_id="item",
-    item_text="title", item_price="price", click_label="click",
-    value_label="value", relevance_label="grade", relevance_range=(0, 3),
+    query_text="query",
+    user_id="user",
+    user_categorical=["segment"],
+    user_numeric=["tenure"],
+    user_history="history",
+    item_id="item",
+    item_text="title",
+    item_price="price",
+    click_label="click",
+    value_label="value",
+    relevance_label="grade",
+    relevance_range=(0, 3),
     event_time="ts",
 )
 
 
 def good_frame(n=6):
-    return pd.DataFrame({
-        "query": ["red shoes"] * n,
-        "user": [10, 11, 12, 13, 14, 15][:n],
-        "segment": ["a", None, "b", "a", "c", "a"][:n],
-        "tenure": [1.0, np.nan, 3.0, 4.0, 5.0, 6.0][:n],
-        "history": [["i1", "i2"], [], None, ["i3"], ["i1"], ["i9"]][:n],
-        "item": ["i1", "i2", "i3", "i4", "i5", "i6"][:n],
-        "title": ["blue sneaker"] * n,
-        "price": [1.0, 2.0, 0.0, 4.0, 5.0, 6.0][:n],
-        "click": [0, 1, 0, 1, 1, 0][:n],
-        "value": [0.0, 3.5, 0.0, 1.0, 0.0, 2.0][:n],
-        "grade": [0, 1, 2, 3, 3, 0][:n],
-        "ts": pd.date_range("2024-01-01", periods=n, freq="h"),
-        "extra": range(n),
-    })
+    return pd.DataFrame(
+        {
+            "query": ["red shoes"] * n,
+            "user": [10, 11, 12, 13, 14, 15][:n],
+            "segment": ["a", None, "b", "a", "c", "a"][:n],
+            "tenure": [1.0, np.nan, 3.0, 4.0, 5.0, 6.0][:n],
+            "history": [["i1", "i2"], [], None, ["i3"], ["i1"], ["i9"]][:n],
+            "item": ["i1", "i2", "i3", "i4", "i5", "i6"][:n],
+            "title": ["blue sneaker"] * n,
+            "price": [1.0, 2.0, 0.0, 4.0, 5.0, 6.0][:n],
+            "click": [0, 1, 0, 1, 1, 0][:n],
+            "value": [0.0, 3.5, 0.0, 1.0, 0.0, 2.0][:n],
+            "grade": [0, 1, 2, 3, 3, 0][:n],
+            "ts": pd.date_range("2024-01-01", periods=n, freq="h"),
+            "extra": range(n),
+        }
+    )
 
 
 def test_clean_table_passes_with_types():
@@ -56,8 +66,13 @@ def test_clean_table_passes_with_types():
         (lambda df: df.assign(value=[-0.5, 1, 1, 1, 1, 1]), "value: negative value", 1),
         (lambda df: df.assign(user=[1.5, 2.0, 3.0, 4.0, 5.0, 6.0]), "user: wrong dtype", 1),
         (lambda df: df.assign(price=["1.0", "x", "3", "4", "5", "6"]), "price: wrong dtype", 1),
-        (lambda df: df.assign(ts=["2024-01-01", "yesterday", "2024-01-02", "2024-01-03",
-                                  "2024-01-04", "2024-01-05"]), "ts: wrong dtype", 1),
+        (
+            lambda df: df.assign(
+                ts=["2024-01-01", "yesterday", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
+            ),
+            "ts: wrong dtype",
+            1,
+        ),
         (lambda df: df.assign(price=[np.inf, 1, 1, 1, 1, 1]), "price: not finite", 1),
     ],
 )

@@ -34,8 +34,10 @@ def _quiet_tensorflow():
 
 def _default_config() -> str:
     here = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (os.path.join("training", "configs", "quickstart.yaml"),
-                      os.path.join(here, os.pardir, "training", "configs", "quickstart.yaml")):
+    for candidate in (
+        os.path.join("training", "configs", "quickstart.yaml"),
+        os.path.join(here, os.pardir, "training", "configs", "quickstart.yaml"),
+    ):
         if os.path.exists(candidate):
             return candidate
     return ""
@@ -130,12 +132,24 @@ def cmd_export(args) -> int:
     catalog = pd.read_parquet(args.catalog)
     examples = pd.read_parquet(args.examples) if args.examples else None
     options = {k: v for k, v in (("clusters", args.clusters), ("probe", args.probe)) if v is not None}
-    result = export_model(model, args.base_dir, catalog=catalog, model_name=args.name, version=args.version,
-                          max_k=args.max_k, keep_versions=args.keep, examples=examples, verbose=False,
-                          retrieval_index=args.retrieval_index, index_options=options)
+    result = export_model(
+        model,
+        args.base_dir,
+        catalog=catalog,
+        model_name=args.name,
+        version=args.version,
+        max_k=args.max_k,
+        keep_versions=args.keep,
+        examples=examples,
+        verbose=False,
+        retrieval_index=args.retrieval_index,
+        index_options=options,
+    )
     print(f"exported {result.path}")
-    print(f"  size {result.size_bytes / 1e6:.1f} MB, export {result.export_seconds:.1f}s, "
-          f"cold load {result.load_seconds:.1f}s")
+    print(
+        f"  size {result.size_bytes / 1e6:.1f} MB, export {result.export_seconds:.1f}s, "
+        f"cold load {result.load_seconds:.1f}s"
+    )
     print(f"  signatures: {', '.join(result.signatures)}")
     return 0
 
@@ -148,15 +162,26 @@ def cmd_serve(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     labels = dict(item.split("=", 1) for item in args.label) if args.label else {}
-    server = LocalModelServer(args.base_dir, model_name=args.name, port=args.port, http_port=args.http_port,
-                              host=args.host, poll_seconds=args.poll_seconds, keep_versions=args.keep,
-                              version_labels={k: int(v) for k, v in labels.items()},
-                              max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms)
+    server = LocalModelServer(
+        args.base_dir,
+        model_name=args.name,
+        port=args.port,
+        http_port=args.http_port,
+        host=args.host,
+        poll_seconds=args.poll_seconds,
+        keep_versions=args.keep,
+        version_labels={k: int(v) for k, v in labels.items()},
+        max_batch_size=args.max_batch_size,
+        batch_timeout_ms=args.batch_timeout_ms,
+    )
     server.start()
     if not server.ready():
         print(f"tfrec serve: no version found under {args.base_dir}/{args.name} yet; polling", file=sys.stderr)
-    print(f"serving '{args.name}' on {args.host}:{server.port} (gRPC); probes and metrics on "
-          f"http://{args.host}:{server.http_port}/", flush=True)
+    print(
+        f"serving '{args.name}' on {args.host}:{server.port} (gRPC); probes and metrics on "
+        f"http://{args.host}:{server.http_port}/",
+        flush=True,
+    )
     server.wait()
     return 0
 
@@ -170,10 +195,14 @@ def cmd_loadtest(args) -> int:
 
     frame = pd.read_parquet(args.examples).head(args.rows)
     with ServingClient(args.target, model_name=args.name) as client:
-        inputs = client.retrieve_inputs(frame, k=args.k) if args.signature == "retrieve" \
+        inputs = (
+            client.retrieve_inputs(frame, k=args.k)
+            if args.signature == "retrieve"
             else client.inputs_from_frame(args.signature, frame)
-    report = run_load_test(args.target, args.signature, inputs, clients=args.clients, seconds=args.seconds,
-                           model_name=args.name)
+        )
+    report = run_load_test(
+        args.target, args.signature, inputs, clients=args.clients, seconds=args.seconds, model_name=args.name
+    )
     print(json.dumps(report, indent=2))
     return 0
 
@@ -231,31 +260,50 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("quickstart", help="simulate -> train -> evaluate on the embedded default data")
-    p.add_argument("--config", default=_default_config(),
-                   help="job YAML (default: training/configs/quickstart.yaml of the cwd or the source tree; "
-                        "none found: the documented defaults)")
-    p.add_argument("--output-dir", default=None,
-                   help="run directory (default: the config's output_dir, runs/quickstart relative to the cwd)")
+    p.add_argument(
+        "--config",
+        default=_default_config(),
+        help="job YAML (default: training/configs/quickstart.yaml of the cwd or the source tree; "
+        "none found: the documented defaults)",
+    )
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        help="run directory (default: the config's output_dir, runs/quickstart relative to the cwd)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="passes over the training split (default: training.epochs)")
     p.set_defaults(fn=cmd_quickstart)
 
     p = sub.add_parser("train", help="a training job from a config: simulator or your own tables; resumable")
-    p.add_argument("--config", default=None,
-                   help="job YAML (default: the quickstart config; with --data, the documented defaults)")
-    p.add_argument("--output-dir", default=None,
-                   help="run directory (default: the config's output_dir; with --data and no --config, "
-                        "runs/<shape> relative to the cwd)")
+    p.add_argument(
+        "--config", default=None, help="job YAML (default: the quickstart config; with --data, the documented defaults)"
+    )
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        help="run directory (default: the config's output_dir; with --data and no --config, "
+        "runs/<shape> relative to the cwd)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="passes over the training split (default: training.epochs)")
-    p.add_argument("--strategy", default=None,
-                   help="auto, default, mirrored, multi_worker or one_device (default: training.strategy)")
-    p.add_argument("--data", nargs="+", default=None,
-                   help="CSV/parquet files, globs or folders to train on (default: data.paths; sets data.source: files)")
+    p.add_argument(
+        "--strategy",
+        default=None,
+        help="auto, default, mirrored, multi_worker or one_device (default: training.strategy)",
+    )
+    p.add_argument(
+        "--data",
+        nargs="+",
+        default=None,
+        help="CSV/parquet files, globs or folders to train on (default: data.paths; sets data.source: files)",
+    )
     p.add_argument("--schema", default=None, help="schema YAML mapping columns to roles (default: data.schema)")
-    p.add_argument("--shape", default=None,
-                   help="search, interactions or transactions (default: data.shape)")
+    p.add_argument("--shape", default=None, help="search, interactions or transactions (default: data.shape)")
     p.add_argument("--encoding", default=None, help="encoding of CSV files, e.g. latin-1 (default: data.csv_encoding)")
-    p.add_argument("--no-resume", action="store_true",
-                   help="delete the backup of an interrupted run and start from scratch (default: resume)")
+    p.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="delete the backup of an interrupted run and start from scratch (default: resume)",
+    )
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a run directory: metrics.json, report.html, a summary")
@@ -264,92 +312,160 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("cold-start", help="retrieval of never-seen items: BERT towers vs id-only")
-    p.add_argument("--config", default=_default_config(),
-                   help="job YAML (default: training/configs/quickstart.yaml of the cwd or the source tree)")
-    p.add_argument("--held-out", type=float, default=0.15,
-                   help="share of items removed from training, in (0, 1) (default: 0.15)")
+    p.add_argument(
+        "--config",
+        default=_default_config(),
+        help="job YAML (default: training/configs/quickstart.yaml of the cwd or the source tree)",
+    )
+    p.add_argument(
+        "--held-out", type=float, default=0.15, help="share of items removed from training, in (0, 1) (default: 0.15)"
+    )
     p.add_argument("--k", type=int, default=50, help="cut-off of the reported Recall@K (default: 50)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the training split (default: training.epochs)")
     p.set_defaults(fn=cmd_cold_start)
 
     p = sub.add_parser("export", help="export a trained .keras model as a TF Serving SavedModel version")
     p.add_argument("--model", required=True, help="a .keras file written by a tfrec job (required)")
-    p.add_argument("--catalog", required=True,
-                   help="parquet of the items retrieve searches, with the schema's item columns (required)")
-    p.add_argument("--examples", default=None,
-                   help="parquet rows for the warm-up requests (default: the catalog's first rows, item signatures only)")
-    p.add_argument("--base-dir", required=True,
-                   help="TF Serving model base directory; the version goes to <base-dir>/<name>/<version> (required)")
+    p.add_argument(
+        "--catalog",
+        required=True,
+        help="parquet of the items retrieve searches, with the schema's item columns (required)",
+    )
+    p.add_argument(
+        "--examples",
+        default=None,
+        help="parquet rows for the warm-up requests (default: the catalog's first rows, item signatures only)",
+    )
+    p.add_argument(
+        "--base-dir",
+        required=True,
+        help="TF Serving model base directory; the version goes to <base-dir>/<name>/<version> (required)",
+    )
     p.add_argument("--name", default="tfrec", help="model name: folder and model_spec.name (default: tfrec)")
-    p.add_argument("--version", type=int, default=None,
-                   help="version number (default: one above the highest present, 1 for the first)")
+    p.add_argument(
+        "--version",
+        type=int,
+        default=None,
+        help="version number (default: one above the highest present, 1 for the first)",
+    )
     p.add_argument("--max-k", type=int, default=100, help="most items retrieve returns per query (default: 100)")
     p.add_argument("--keep", type=int, default=3, help="newest versions kept, older ones removed; 0 = all (default: 3)")
-    p.add_argument("--retrieval-index", default="brute_force", choices=["brute_force", "partitioned"],
-                   help="how `retrieve` searches the catalog: brute_force (exact) or partitioned (k-means inverted "
-                        "file, large catalogs) (default: brute_force)")
-    p.add_argument("--clusters", type=int, default=None,
-                   help="partitioned: number of partitions (default: about sqrt(catalog size))")
-    p.add_argument("--probe", type=int, default=None,
-                   help="partitioned: partitions scanned per query (default: clusters // 16, at least 1)")
+    p.add_argument(
+        "--retrieval-index",
+        default="brute_force",
+        choices=["brute_force", "partitioned"],
+        help="how `retrieve` searches the catalog: brute_force (exact) or partitioned (k-means inverted "
+        "file, large catalogs) (default: brute_force)",
+    )
+    p.add_argument(
+        "--clusters",
+        type=int,
+        default=None,
+        help="partitioned: number of partitions (default: about sqrt(catalog size))",
+    )
+    p.add_argument(
+        "--probe",
+        type=int,
+        default=None,
+        help="partitioned: partitions scanned per query (default: clusters // 16, at least 1)",
+    )
     p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("serve", help="local TF Serving-compatible gRPC server over a model base directory")
-    p.add_argument("--base-dir", required=True,
-                   help="model base directory; versions are <base-dir>/<name>/<number> (required)")
+    p.add_argument(
+        "--base-dir", required=True, help="model base directory; versions are <base-dir>/<name>/<number> (required)"
+    )
     p.add_argument("--name", default="tfrec", help="served model name (default: tfrec)")
     p.add_argument("--host", default="127.0.0.1", help="address both servers listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8500, help="gRPC port; 0 picks a free one (default: 8500)")
-    p.add_argument("--http-port", type=int, default=8501,
-                   help="port of /healthz, /readyz and /metrics; 0 picks a free one (default: 8501)")
-    p.add_argument("--poll-seconds", type=float, default=2.0,
-                   help="seconds between scans of the base directory for new versions (default: 2.0)")
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=8501,
+        help="port of /healthz, /readyz and /metrics; 0 picks a free one (default: 8501)",
+    )
+    p.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=2.0,
+        help="seconds between scans of the base directory for new versions (default: 2.0)",
+    )
     p.add_argument("--keep", type=int, default=2, help="newest versions kept loaded (default: 2)")
-    p.add_argument("--label", action="append",
-                   help="version label NAME=VERSION, e.g. stable=1; repeatable (default: none)")
-    p.add_argument("--max-batch-size", type=int, default=64,
-                   help="most rows merged into one batch of concurrent requests (default: 64)")
-    p.add_argument("--batch-timeout-ms", type=float, default=2.0,
-                   help="milliseconds a batch waits for more rows while requests are arriving (default: 2.0)")
+    p.add_argument(
+        "--label", action="append", help="version label NAME=VERSION, e.g. stable=1; repeatable (default: none)"
+    )
+    p.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=64,
+        help="most rows merged into one batch of concurrent requests (default: 64)",
+    )
+    p.add_argument(
+        "--batch-timeout-ms",
+        type=float,
+        default=2.0,
+        help="milliseconds a batch waits for more rows while requests are arriving (default: 2.0)",
+    )
     p.set_defaults(fn=cmd_serve)
 
     p = sub.add_parser("loadtest", help="N concurrent clients for T seconds on loopback")
-    p.add_argument("--target", default="127.0.0.1:8500",
-                   help="host:port of the gRPC server, loopback only (default: 127.0.0.1:8500)")
+    p.add_argument(
+        "--target",
+        default="127.0.0.1:8500",
+        help="host:port of the gRPC server, loopback only (default: 127.0.0.1:8500)",
+    )
     p.add_argument("--name", default="tfrec", help="served model name (default: tfrec)")
     p.add_argument("--examples", required=True, help="parquet of rows to send (required)")
     p.add_argument("--rows", type=int, default=1, help="rows per request, from the top of --examples (default: 1)")
-    p.add_argument("--signature", default="score",
-                   help="signature to call: score, retrieve, encode_query, encode_item, user_value (default: score)")
+    p.add_argument(
+        "--signature",
+        default="score",
+        help="signature to call: score, retrieve, encode_query, encode_item, user_value (default: score)",
+    )
     p.add_argument("--k", type=int, default=10, help="retrieve: items per query (default: 10)")
     p.add_argument("--clients", type=int, default=1, help="concurrent clients, at most 64 (default: 1)")
     p.add_argument("--seconds", type=float, default=10.0, help="duration in seconds, at most 300 (default: 10.0)")
     p.set_defaults(fn=cmd_loadtest)
 
     p = sub.add_parser("simulate", help="write simulated impressions and their schema")
-    p.add_argument("--out", required=True,
-                   help="parquet file for the impressions; the schema goes next to it as <out>.schema.yaml (required)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="parquet file for the impressions; the schema goes next to it as <out>.schema.yaml (required)",
+    )
     p.add_argument("--sessions", type=int, default=100_000, help="search sessions to simulate (default: 100000)")
     p.add_argument("--seed", type=int, default=0, help="random seed; equal seeds give equal data (default: 0)")
     p.set_defaults(fn=cmd_simulate)
 
     p = sub.add_parser("validate", help="check CSV/parquet files against a schema, count rejected rows")
-    p.add_argument("--data", required=True, nargs="+",
-                   help="CSV/parquet files, globs or folders (a folder: its parquet files) (required)")
+    p.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="CSV/parquet files, globs or folders (a folder: its parquet files) (required)",
+    )
     p.add_argument("--schema", required=True, help="schema YAML mapping columns to roles (required)")
     p.add_argument("--encoding", default="utf-8", help="encoding of CSV files (default: utf-8)")
-    p.add_argument("--rejected", default=None,
-                   help="parquet file for the rejected rows with their reasons (default: not written)")
+    p.add_argument(
+        "--rejected", default=None, help="parquet file for the rejected rows with their reasons (default: not written)"
+    )
     p.set_defaults(fn=cmd_validate)
 
     p = sub.add_parser("online-retail", help="summarise the UCI Online Retail adapter's output")
-    p.add_argument("--path", default=None,
-                   help="the Online Retail parquet file (default: $TFREC_ONLINE_RETAIL, else "
-                        "../shared/data/online_retail.parquet relative to the cwd or the repository)")
-    p.add_argument("--cutoff", default="2011-08-31",
-                   help="last day of the calibration period, YYYY-MM-DD (default: 2011-08-31)")
-    p.add_argument("--horizon-end", default="2011-12-09",
-                   help="last day of the horizon whose spend is the label, YYYY-MM-DD (default: 2011-12-09)")
+    p.add_argument(
+        "--path",
+        default=None,
+        help="the Online Retail parquet file (default: $TFREC_ONLINE_RETAIL, else "
+        "../shared/data/online_retail.parquet relative to the cwd or the repository)",
+    )
+    p.add_argument(
+        "--cutoff", default="2011-08-31", help="last day of the calibration period, YYYY-MM-DD (default: 2011-08-31)"
+    )
+    p.add_argument(
+        "--horizon-end",
+        default="2011-12-09",
+        help="last day of the horizon whose spend is the label, YYYY-MM-DD (default: 2011-12-09)",
+    )
     p.set_defaults(fn=cmd_online_retail)
 
     args = parser.parse_args(argv)

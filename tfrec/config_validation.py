@@ -84,20 +84,24 @@ def check_range(key: str, value, allowed: str) -> None:
     spec = allowed.strip()
     if spec[0] in "[(":
         low, high = (float(x) for x in spec[1:-1].split(","))
-        ok = (value >= low if spec[0] == "[" else value > low) and \
-             (value <= high if spec[-1] == "]" else value < high)
+        ok = (value >= low if spec[0] == "[" else value > low) and (value <= high if spec[-1] == "]" else value < high)
         text = f"in {spec}"
     else:
         op, bound = spec.split()
-        ok = {">": value > float(bound), ">=": value >= float(bound),
-              "<": value < float(bound), "<=": value <= float(bound)}[op]
+        ok = {
+            ">": value > float(bound),
+            ">=": value >= float(bound),
+            "<": value < float(bound),
+            "<=": value <= float(bound),
+        }[op]
         text = spec
     if not ok:
         raise ValueError(f"{key}: must be {text}, got {value!r}")
 
 
-def check_config(config, where: str, *, choices: dict[str, Any] | None = None,
-                 ranges: dict[str, str] | None = None) -> None:
+def check_config(
+    config, where: str, *, choices: dict[str, Any] | None = None, ranges: dict[str, str] | None = None
+) -> None:
     """Checks the fields of the dataclass instance `config`, section name `where`.
 
     Types follow the annotations (a float field's value written as a string
@@ -129,8 +133,14 @@ def _type_hints(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-          list: "a list", dict: "a mapping"}
+_NAMES = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 def _describe(tp) -> str:
@@ -202,8 +212,10 @@ def _typed(key: str, value, tp):
     raise ValueError(f"{key}: expected {_describe(tp)}, got {value!r}")
 
 
-BERT_PRESET_CHOICES = ("None (from-scratch BERT), 'minilm', a keras-hub preset name (e.g. 'bert_tiny_en_uncased'), "
-                       "or a local BERT directory")
+BERT_PRESET_CHOICES = (
+    "None (from-scratch BERT), 'minilm', a keras-hub preset name (e.g. 'bert_tiny_en_uncased'), "
+    "or a local BERT directory"
+)
 
 
 def check_bert_preset(key: str, value) -> None:
@@ -217,9 +229,11 @@ def check_bert_preset(key: str, value) -> None:
     """
     if value is None or value == "minilm":
         return
-    if isinstance(value, str) and value and (
-            os.path.isdir(value) or "://" in value or os.sep in value or "/" in value
-            or value in _bert_presets()):
+    if (
+        isinstance(value, str)
+        and value
+        and (os.path.isdir(value) or "://" in value or os.sep in value or "/" in value or value in _bert_presets())
+    ):
         return
     raise ValueError(f"{key}: unknown {value!r}; one of: {BERT_PRESET_CHOICES}")
 

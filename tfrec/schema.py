@@ -196,13 +196,8 @@ class FeatureSchema:
                 value = []
             if isinstance(value, str):
                 value = [value]
-            if not isinstance(value, (list, tuple)) or not all(
-                isinstance(v, str) and v for v in value
-            ):
-                raise SchemaError(
-                    f"schema field '{role.value}': expected a list of column "
-                    f"names, got {value!r}"
-                )
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+                raise SchemaError(f"schema field '{role.value}': expected a list of column names, got {value!r}")
             object.__setattr__(self, role.value, list(value))
         for role in Role:
             if role in LIST_ROLES:
@@ -210,28 +205,20 @@ class FeatureSchema:
             value = getattr(self, role.value)
             if value is not None and (not isinstance(value, str) or not value):
                 raise SchemaError(
-                    f"schema field '{role.value}': expected a column name "
-                    f"(non-empty string) or null, got {value!r}"
+                    f"schema field '{role.value}': expected a column name (non-empty string) or null, got {value!r}"
                 )
         low, high = (float(v) for v in self.relevance_range)
         if not low < high:
-            raise SchemaError(
-                f"schema field 'relevance_range': min {low} must be below "
-                f"max {high}"
-            )
+            raise SchemaError(f"schema field 'relevance_range': min {low} must be below max {high}")
         self.relevance_range = (low, high)
         if int(self.history_length) < 1:
-            raise SchemaError(
-                f"schema field 'history_length': must be >= 1, got "
-                f"{self.history_length!r}"
-            )
+            raise SchemaError(f"schema field 'history_length': must be >= 1, got {self.history_length!r}")
         self.history_length = int(self.history_length)
         seen: dict[str, str] = {}
         for spec in self.columns():
             if spec.name in seen:
                 raise SchemaError(
-                    f"column '{spec.name}' is mapped to two roles: "
-                    f"'{seen[spec.name]}' and '{spec.role.value}'"
+                    f"column '{spec.name}' is mapped to two roles: '{seen[spec.name]}' and '{spec.role.value}'"
                 )
             seen[spec.name] = spec.role.value
         if not seen:
@@ -246,9 +233,7 @@ class FeatureSchema:
             names = value if role in LIST_ROLES else ([value] if value else [])
             kind = ROLE_KIND[role]
             for name in names:
-                specs.append(
-                    ColumnSpec(name, role, kind, nullable=kind in NULLABLE_KINDS)
-                )
+                specs.append(ColumnSpec(name, role, kind, nullable=kind in NULLABLE_KINDS))
         return specs
 
     def column_names(self, roles=None) -> list[str]:
@@ -308,25 +293,16 @@ class FeatureSchema:
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> FeatureSchema:
         if not isinstance(config, dict):
-            raise SchemaError(
-                f"schema must be a mapping of role -> column, got "
-                f"{type(config).__name__}"
-            )
+            raise SchemaError(f"schema must be a mapping of role -> column, got {type(config).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(config) - known)
         if unknown:
-            raise SchemaError(
-                f"unknown schema field(s) {unknown}; known fields are "
-                f"{sorted(known)}"
-            )
+            raise SchemaError(f"unknown schema field(s) {unknown}; known fields are {sorted(known)}")
         config = dict(config)
         if "relevance_range" in config:
             rng = config["relevance_range"]
             if not isinstance(rng, (list, tuple)) or len(rng) != 2:
-                raise SchemaError(
-                    f"schema field 'relevance_range': expected [min, max], got "
-                    f"{rng!r}"
-                )
+                raise SchemaError(f"schema field 'relevance_range': expected [min, max], got {rng!r}")
             config["relevance_range"] = tuple(rng)
         return cls(**config)
 

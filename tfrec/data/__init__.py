@@ -26,6 +26,14 @@ _LAZY = {
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
 __all__ = [
-    "RowAccounting", "SchemaValidationError", "SimulatedData", "SimulatorConfig", "Split",
-    "ValidationIssue", "ValidationReport", "simulate", "time_split", "validate",
+    "RowAccounting",
+    "SchemaValidationError",
+    "SimulatedData",
+    "SimulatorConfig",
+    "Split",
+    "ValidationIssue",
+    "ValidationReport",
+    "simulate",
+    "time_split",
+    "validate",
 ] + list(_LAZY)

@@ -141,9 +141,7 @@ def find_online_retail(path: str | os.PathLike | None = None) -> pathlib.Path:
     if env:
         p = pathlib.Path(env).expanduser()
         if not p.is_file():
-            raise FileNotFoundError(
-                f"Online Retail data: {ENV_VAR}={env!r} but there is no such file"
-            )
+            raise FileNotFoundError(f"Online Retail data: {ENV_VAR}={env!r} but there is no such file")
         return p
     repo_root = pathlib.Path(__file__).resolve().parents[2]
     candidates = [pathlib.Path.cwd() / DEFAULT_PATH, repo_root / DEFAULT_PATH]
@@ -236,9 +234,7 @@ class OnlineRetailData:
             "horizon": (str((self.cutoff + _DAY).date()), str(self.horizon_end.date())),
             "future_value_zero_share": float((fv == 0).mean()) if len(fv) else float("nan"),
             "future_value_mean": float(fv.mean()) if len(fv) else float("nan"),
-            "monetary_mean": (
-                float(self.customers["monetary"].mean()) if len(fv) else float("nan")
-            ),
+            "monetary_mean": (float(self.customers["monetary"].mean()) if len(fv) else float("nan")),
             "rows_read": self.accounting["rows_read"],
             "rows_used": self.accounting["rows_used"],
             "rows_rejected": self.accounting["rows_rejected"],
@@ -260,8 +256,7 @@ def _day(value, name: str) -> pd.Timestamp:
         )
     if ts != ts.normalize():
         raise ValueError(
-            f"load_online_retail: {name}={value!r} has a time of day; give a "
-            "date (the whole day is included)"
+            f"load_online_retail: {name}={value!r} has a time of day; give a date (the whole day is included)"
         )
     return ts
 
@@ -289,8 +284,7 @@ def _read(path: pathlib.Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         raise ValueError(
-            f"Online Retail data: required column(s) {missing} missing in "
-            f"{str(path)!r}; the file has {names}"
+            f"Online Retail data: required column(s) {missing} missing in {str(path)!r}; the file has {names}"
         )
     return pd.read_parquet(path, columns=list(REQUIRED_COLUMNS))
 
@@ -325,16 +319,12 @@ def load_online_retail(
     horizon_end = _day(horizon_end, "horizon_end")
     if not cutoff < horizon_end:
         raise ValueError(
-            f"load_online_retail: cutoff ({cutoff.date()}) must be before "
-            f"horizon_end ({horizon_end.date()})"
+            f"load_online_retail: cutoff ({cutoff.date()}) must be before horizon_end ({horizon_end.date()})"
         )
     if start is not None:
         start = _day(start, "start")
         if not start <= cutoff:
-            raise ValueError(
-                f"load_online_retail: start ({start.date()}) must not be after "
-                f"cutoff ({cutoff.date()})"
-            )
+            raise ValueError(f"load_online_retail: start ({start.date()}) must not be after cutoff ({cutoff.date()})")
     path = find_online_retail(path)
     df = _read(path)
     n = len(df)
@@ -355,13 +345,13 @@ def load_online_retail(
             customer = pd.to_numeric(customer, errors="raise").astype("Int64")
         except (TypeError, ValueError) as e:
             raise ValueError(
-                f"Online Retail data: column 'CustomerID' in {str(path)!r} does "
-                f"not hold integer ids ({e})"
+                f"Online Retail data: column 'CustomerID' in {str(path)!r} does not hold integer ids ({e})"
             ) from e
     has_customer = customer.notna().to_numpy()
     user_id = pd.Series(
         np.where(has_customer, customer.astype(str).to_numpy(dtype=object), ""),
-        index=df.index, dtype=str,
+        index=df.index,
+        dtype=str,
     )
     cancel = invoice.str.upper().str.startswith("C").to_numpy()
     t = time.to_numpy()
@@ -449,13 +439,11 @@ def load_online_retail(
         country=country.reindex(customers.index).astype(str),
         recency_days=(cutoff - customers["last"].dt.normalize()).dt.days.astype(float),
         tenure_days=(cutoff - customers["first"].dt.normalize()).dt.days.astype(float),
-        monetary=(customers["gross"] + cancelled.reindex(customers.index, fill_value=0.0))
-        .clip(lower=0.0),
+        monetary=(customers["gross"] + cancelled.reindex(customers.index, fill_value=0.0)).clip(lower=0.0),
         future_value=future.reindex(customers.index, fill_value=0.0).clip(lower=0.0),
     ).reset_index()
     customers = customers[
-        ["user_id", "country", "frequency", "recency_days", "tenure_days",
-         "monetary", "n_items", "future_value"]
+        ["user_id", "country", "frequency", "recency_days", "tenure_days", "monetary", "n_items", "future_value"]
     ]
     customers["frequency"] = customers["frequency"].astype("int64")
     customers["n_items"] = customers["n_items"].astype("int64")

@@ -54,9 +54,9 @@ def pad_history(lists: Iterable, length: int | None = None) -> np.ndarray:
         length = max([1, *map(len, lists)])
     out = np.full((len(lists), length), "", dtype=object)
     for i, items in enumerate(lists):
-        items = items[len(items) - length:] if len(items) > length else items
+        items = items[len(items) - length :] if len(items) > length else items
         if items:
-            out[i, length - len(items):] = [x if isinstance(x, str) else str(x) for x in items]
+            out[i, length - len(items) :] = [x if isinstance(x, str) else str(x) for x in items]
     return out
 
 
@@ -91,11 +91,7 @@ def feature_spec(schema: FeatureSchema) -> dict[str, tf.TensorSpec]:
 
 
 def label_spec(schema: FeatureSchema) -> dict[str, tf.TensorSpec]:
-    return {
-        key: tf.TensorSpec([None], tf.float32)
-        for role, key in LABEL_KEYS.items()
-        if schema.has(role)
-    }
+    return {key: tf.TensorSpec([None], tf.float32) for role, key in LABEL_KEYS.items() if schema.has(role)}
 
 
 def to_tensors(
@@ -157,9 +153,13 @@ def dataset_from_dataframe(
     element = (features, label_arrays) if labels and label_arrays else features
     ds = tf.data.Dataset.from_tensor_slices(element)
     return _finish(
-        ds, batch_size=batch_size, shuffle=shuffle,
-        shuffle_buffer=max(1, min(len(report.valid), 100_000)), seed=seed,
-        repeat=repeat, drop_remainder=drop_remainder,
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        shuffle_buffer=max(1, min(len(report.valid), 100_000)),
+        seed=seed,
+        repeat=repeat,
+        drop_remainder=drop_remainder,
     )
 
 
@@ -176,8 +176,12 @@ def expand_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list
 
 
 def iter_parquet_chunks(
-    paths, schema: FeatureSchema, *, read_batch_rows: int = 65_536,
-    accounting: RowAccounting | None = None, labels: bool = True,
+    paths,
+    schema: FeatureSchema,
+    *,
+    read_batch_rows: int = 65_536,
+    accounting: RowAccounting | None = None,
+    labels: bool = True,
 ) -> Iterator[tuple[dict, dict]]:
     """Streams validated `(features, labels)` chunks, one record batch at a time."""
     import pyarrow.parquet as pq
@@ -218,19 +222,26 @@ def dataset_from_parquet(
     """
     files = expand_paths(paths)
     with_labels = labels and bool(label_spec(schema))
-    signature = (feature_spec(schema), label_spec(schema)) if with_labels \
-        else feature_spec(schema)
+    signature = (feature_spec(schema), label_spec(schema)) if with_labels else feature_spec(schema)
 
     def generator():
         for features, label_arrays in iter_parquet_chunks(
-            files, schema, read_batch_rows=read_batch_rows,
-            accounting=accounting, labels=with_labels,
+            files,
+            schema,
+            read_batch_rows=read_batch_rows,
+            accounting=accounting,
+            labels=with_labels,
         ):
             yield (features, label_arrays) if with_labels else features
 
     ds = tf.data.Dataset.from_generator(generator, output_signature=signature)
     ds = ds.unbatch()
     return _finish(
-        ds, batch_size=batch_size, shuffle=shuffle, shuffle_buffer=shuffle_buffer,
-        seed=seed, repeat=repeat, drop_remainder=drop_remainder,
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        shuffle_buffer=shuffle_buffer,
+        seed=seed,
+        repeat=repeat,
+        drop_remainder=drop_remainder,
     )

@@ -43,8 +43,9 @@ class DataFileError(ValueError):
     """A data file that cannot be found or read; the message names it."""
 
 
-def expand_data_paths(paths: str | os.PathLike | Iterable[str | os.PathLike],
-                      suffixes: tuple[str, ...] = CSV_SUFFIXES + PARQUET_SUFFIXES) -> list[str]:
+def expand_data_paths(
+    paths: str | os.PathLike | Iterable[str | os.PathLike], suffixes: tuple[str, ...] = CSV_SUFFIXES + PARQUET_SUFFIXES
+) -> list[str]:
     """Files named by paths, globs (`logs/*.csv`, `**` included) or folders.
 
     A folder stands for the files directly inside it whose names end with one
@@ -88,12 +89,17 @@ def file_format(path: str, format: str = "auto") -> str:
         return "parquet"
     if lower.endswith(CSV_SUFFIXES):
         return "csv"
-    raise DataFileError(
-        f"cannot tell the format of {path!r} from its name; set data.format to 'csv' or 'parquet'")
+    raise DataFileError(f"cannot tell the format of {path!r} from its name; set data.format to 'csv' or 'parquet'")
 
 
-def read_file(path: str, *, format: str = "auto", csv_encoding: str = "utf-8",
-              csv_delimiter: str = ",", columns: Sequence[str] | None = None) -> pd.DataFrame:
+def read_file(
+    path: str,
+    *,
+    format: str = "auto",
+    csv_encoding: str = "utf-8",
+    csv_delimiter: str = ",",
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """One CSV or parquet file as a DataFrame (only `columns` when given).
 
     CSV columns are read as text (ids such as `"00123"` keep their zeros);
@@ -113,12 +119,14 @@ def read_file(path: str, *, format: str = "auto", csv_encoding: str = "utf-8",
             return pd.read_parquet(path, columns=wanted)
         header = pd.read_csv(path, encoding=csv_encoding, sep=csv_delimiter, nrows=0)
         wanted = None if columns is None else [c for c in columns if c in header.columns]
-        return pd.read_csv(path, encoding=csv_encoding, sep=csv_delimiter, usecols=wanted,
-                           dtype=str, keep_default_na=True)
+        return pd.read_csv(
+            path, encoding=csv_encoding, sep=csv_delimiter, usecols=wanted, dtype=str, keep_default_na=True
+        )
     except UnicodeDecodeError as e:
         raise DataFileError(
             f"cannot read {path!r} as CSV with encoding {csv_encoding!r} ({e.reason} at byte "
-            f"{e.start}); set data.csv_encoding (e.g. 'latin-1', 'cp1252')") from e
+            f"{e.start}); set data.csv_encoding (e.g. 'latin-1', 'cp1252')"
+        ) from e
     except DataFileError:
         raise
     except Exception as e:  # pyarrow / pandas parser errors
@@ -143,9 +151,16 @@ class Tables:
     files: list[str]
 
 
-def read_tables(paths, schema: FeatureSchema, *, format: str = "auto", csv_encoding: str = "utf-8",
-                csv_delimiter: str = ",", extra_columns: Sequence[str] = (),
-                required_extra: Sequence[str] = ()) -> Tables:
+def read_tables(
+    paths,
+    schema: FeatureSchema,
+    *,
+    format: str = "auto",
+    csv_encoding: str = "utf-8",
+    csv_delimiter: str = ",",
+    extra_columns: Sequence[str] = (),
+    required_extra: Sequence[str] = (),
+) -> Tables:
     """Reads and validates every file of `paths` against `schema`.
 
     Args:
@@ -166,13 +181,17 @@ def read_tables(paths, schema: FeatureSchema, *, format: str = "auto", csv_encod
     accounting = RowAccounting()
     valid, rejected = [], []
     for path in files:
-        df = read_file(path, format=format, csv_encoding=csv_encoding, csv_delimiter=csv_delimiter,
-                       columns=columns)
+        df = read_file(path, format=format, csv_encoding=csv_encoding, csv_delimiter=csv_delimiter, columns=columns)
         missing = [c for c in required_extra if c not in df.columns]
         if missing:
             raise SchemaValidationError(
-                [ValidationIssue(c, "missing column", len(df), f"the table has {list(df.columns)[:20]}")
-                 for c in missing], len(df), source=path)
+                [
+                    ValidationIssue(c, "missing column", len(df), f"the table has {list(df.columns)[:20]}")
+                    for c in missing
+                ],
+                len(df),
+                source=path,
+            )
         report = validate(df, schema, source=path)
         accounting.add(report)
         valid.append(report.valid.assign(**{SOURCE_COLUMN: path}))
@@ -199,7 +218,12 @@ def reject_rows(tables: Tables, mask, reason: str) -> Tables:
     tables.accounting.rows_used -= int(mask.sum())
     tables.accounting.rejected[reason] += int(mask.sum())
     tables.accounting.check()
-    rejected = pd.concat([tables.rejected, moved], ignore_index=True) if len(tables.rejected) else \
-        moved.reset_index(drop=True)
-    return Tables(frame=tables.frame.loc[~mask].reset_index(drop=True), rejected=rejected,
-                  accounting=tables.accounting, files=tables.files)
+    rejected = (
+        pd.concat([tables.rejected, moved], ignore_index=True) if len(tables.rejected) else moved.reset_index(drop=True)
+    )
+    return Tables(
+        frame=tables.frame.loc[~mask].reset_index(drop=True),
+        rejected=rejected,
+        accounting=tables.accounting,
+        files=tables.files,
+    )

@@ -105,8 +105,9 @@ def _naive(times: pd.Series, boundary: pd.Timestamp) -> pd.Timestamp:
 
 def _unit_hash(keys, seed: int) -> np.ndarray:
     """A stable pseudo-random number in [0, 1) per key (same key, same number)."""
-    hashed = pd.util.hash_array(np.asarray(keys, dtype=object).astype(str),
-                                hash_key=f"tfrec{int(seed):011d}"[-16:].rjust(16, "0"))
+    hashed = pd.util.hash_array(
+        np.asarray(keys, dtype=object).astype(str), hash_key=f"tfrec{int(seed):011d}"[-16:].rjust(16, "0")
+    )
     return (hashed % np.uint64(1_000_003)).astype(np.float64) / 1_000_003.0
 
 
@@ -131,32 +132,41 @@ def _split_by_time(frame, schema, valid_fraction, test_fraction, cutoff):
     test_start = _naive(times, _time_boundary(cutoff, "cutoff"))
     before = times < test_start
     if not before.any() or before.all():
-        raise ShapeError(f"data.cutoff {cutoff} leaves no rows on one side (times from "
-                         f"{times.min()} to {times.max()})")
+        raise ShapeError(f"data.cutoff {cutoff} leaves no rows on one side (times from {times.min()} to {times.max()})")
     valid_start = times[before].quantile(1 - valid_fraction) if valid_fraction else test_start
     return time_split(frame, schema, valid_start=valid_start, test_start=test_start)
 
 
 # --------------------------------------------------------------------- search
-def prepare_search(frame: pd.DataFrame, schema: FeatureSchema, *, split_by: str = "query",
-                   valid_fraction: float = 0.1, test_fraction: float = 0.15, cutoff=None,
-                   seed: int = 0) -> PreparedData:
+def prepare_search(
+    frame: pd.DataFrame,
+    schema: FeatureSchema,
+    *,
+    split_by: str = "query",
+    valid_fraction: float = 0.1,
+    test_fraction: float = 0.15,
+    cutoff=None,
+    seed: int = 0,
+) -> PreparedData:
     """Search logs or judged results: split by query (default) or by time.
 
     With `split_by="query"` each normalised query text lands in exactly one
     split, drawn by a stable hash of the text (the fractions are shares of
     distinct queries, so row shares are approximate).
     """
-    require_roles(schema, "search", [Role.QUERY_TEXT, Role.ITEM_ID],
-                  one_of=(Role.CLICK_LABEL.value, Role.RELEVANCE_LABEL.value))
+    require_roles(
+        schema, "search", [Role.QUERY_TEXT, Role.ITEM_ID], one_of=(Role.CLICK_LABEL.value, Role.RELEVANCE_LABEL.value)
+    )
     frame = frame.assign(**{QUERY_KEY_COLUMN: query_key(frame[schema.query_text])})
     if split_by == "query":
         u = _unit_hash(frame[QUERY_KEY_COLUMN], seed)
         test = u < test_fraction
         valid = ~test & (u < test_fraction + valid_fraction)
         parts = [frame.loc[m].reset_index(drop=True) for m in (~test & ~valid, valid, test)]
-        info = {"split_by": "query", "queries": {name: int(p[QUERY_KEY_COLUMN].nunique())
-                                                 for name, p in zip(("train", "valid", "test"), parts)}}
+        info = {
+            "split_by": "query",
+            "queries": {name: int(p[QUERY_KEY_COLUMN].nunique()) for name, p in zip(("train", "valid", "test"), parts)},
+        }
     elif split_by == "time":
         require_roles(schema, "search (split_by: time)", [Role.EVENT_TIME])
         split = _split_by_time(frame, schema, valid_fraction, test_fraction, cutoff)
@@ -168,8 +178,9 @@ def prepare_search(frame: pd.DataFrame, schema: FeatureSchema, *, split_by: str 
 
 
 # --------------------------------------------------------------- interactions
-def add_history(frame: pd.DataFrame, schema: FeatureSchema, column: str = HISTORY_COLUMN,
-                window_days: float | None = None) -> pd.DataFrame:
+def add_history(
+    frame: pd.DataFrame, schema: FeatureSchema, column: str = HISTORY_COLUMN, window_days: float | None = None
+) -> pd.DataFrame:
     """Adds each event's history: the user's items of strictly earlier timestamps, oldest first.
 
     At most `schema.history_length` items (the latest), and only those of the
@@ -199,8 +210,14 @@ def add_history(frame: pd.DataFrame, schema: FeatureSchema, column: str = HISTOR
     return frame.assign(**{column: history})
 
 
-def sample_negatives(positives: pd.DataFrame, schema: FeatureSchema, catalog: pd.DataFrame,
-                     popularity: pd.Series, per_positive: int, seed: int) -> pd.DataFrame:
+def sample_negatives(
+    positives: pd.DataFrame,
+    schema: FeatureSchema,
+    catalog: pd.DataFrame,
+    popularity: pd.Series,
+    per_positive: int,
+    seed: int,
+) -> pd.DataFrame:
     """`per_positive` rows per positive with an item drawn by `popularity`, labelled 0.
 
     The user side (user columns, history, time) is the positive's; the item
@@ -222,9 +239,17 @@ def sample_negatives(positives: pd.DataFrame, schema: FeatureSchema, catalog: pd
     return neg.loc[keep].assign(**{CLICK_COLUMN: 0.0}).reset_index(drop=True)
 
 
-def prepare_interactions(frame: pd.DataFrame, schema: FeatureSchema, *, valid_fraction: float = 0.1,
-                         test_fraction: float = 0.15, cutoff=None, negatives_per_positive: int = 1,
-                         history_window_days: float | None = None, seed: int = 0) -> PreparedData:
+def prepare_interactions(
+    frame: pd.DataFrame,
+    schema: FeatureSchema,
+    *,
+    valid_fraction: float = 0.1,
+    test_fraction: float = 0.15,
+    cutoff=None,
+    negatives_per_positive: int = 1,
+    history_window_days: float | None = None,
+    seed: int = 0,
+) -> PreparedData:
     """Interaction logs without queries: history as the query side, time split, sampled negatives.
 
     Every logged event is a positive (`clicked` = 1) unless the schema maps a
@@ -235,8 +260,10 @@ def prepare_interactions(frame: pd.DataFrame, schema: FeatureSchema, *, valid_fr
     """
     require_roles(schema, "interactions", [Role.USER_ID, Role.ITEM_ID, Role.EVENT_TIME])
     if schema.query_text:
-        raise ShapeError("data.shape 'interactions' reads no query text; the schema maps query_text "
-                         f"'{schema.query_text}': use shape 'search', or leave query_text out")
+        raise ShapeError(
+            "data.shape 'interactions' reads no query text; the schema maps query_text "
+            f"'{schema.query_text}': use shape 'search', or leave query_text out"
+        )
     history_column = schema.user_history
     if history_column is None:
         history_column = HISTORY_COLUMN if HISTORY_COLUMN not in frame.columns else "_" + HISTORY_COLUMN
@@ -245,16 +272,26 @@ def prepare_interactions(frame: pd.DataFrame, schema: FeatureSchema, *, valid_fr
     catalog = item_catalog(frame, schema)
     split = _split_by_time(frame, schema, valid_fraction, test_fraction, cutoff)
     parts = [split.train, split.valid, split.test]
-    info = {"split_by": "time", "valid_start": str(split.valid_start), "test_start": str(split.test_start),
-            "history_column": history_column}
+    info = {
+        "split_by": "time",
+        "valid_start": str(split.valid_start),
+        "test_start": str(split.test_start),
+        "history_column": history_column,
+    }
     if schema.click_label is None:
         popularity = split.train[schema.item_id].value_counts()
         # Positives and their negatives interleaved in a seeded random order,
         # so that a shuffle buffer smaller than the table still mixes them.
-        parts = [pd.concat([p.assign(**{CLICK_COLUMN: 1.0}),
-                            sample_negatives(p, schema, catalog, popularity, negatives_per_positive, seed + i)],
-                           ignore_index=True)
-                 for i, p in enumerate(parts)]
+        parts = [
+            pd.concat(
+                [
+                    p.assign(**{CLICK_COLUMN: 1.0}),
+                    sample_negatives(p, schema, catalog, popularity, negatives_per_positive, seed + i),
+                ],
+                ignore_index=True,
+            )
+            for i, p in enumerate(parts)
+        ]
         parts = [p.sample(frac=1.0, random_state=seed + i).reset_index(drop=True) for i, p in enumerate(parts)]
         schema = dataclasses.replace(schema, click_label=CLICK_COLUMN)
         info["negatives_per_positive"] = int(negatives_per_positive)
@@ -262,8 +299,9 @@ def prepare_interactions(frame: pd.DataFrame, schema: FeatureSchema, *, valid_fr
 
 
 # --------------------------------------------------------------- transactions
-def customer_features(tx: pd.DataFrame, schema: FeatureSchema, amount: str, end: pd.Timestamp,
-                      start: pd.Timestamp) -> pd.DataFrame:
+def customer_features(
+    tx: pd.DataFrame, schema: FeatureSchema, amount: str, end: pd.Timestamp, start: pd.Timestamp
+) -> pd.DataFrame:
     """One row per customer with a purchase in `[start, end)`: RFM features at `end`.
 
     Columns: the user id, `frequency` (distinct purchase days), `recency_days`
@@ -280,11 +318,13 @@ def customer_features(tx: pd.DataFrame, schema: FeatureSchema, amount: str, end:
         return pd.DataFrame()
     day = buys[t].dt.floor("D")
     g = buys.assign(_day=day).groupby(user, sort=True)
-    out = pd.DataFrame({
-        "frequency": g["_day"].nunique().astype(np.float64),
-        "first": g[t].min(),
-        "last": g[t].max(),
-    })
+    out = pd.DataFrame(
+        {
+            "frequency": g["_day"].nunique().astype(np.float64),
+            "first": g[t].min(),
+            "last": g[t].max(),
+        }
+    )
     end_day = end.floor("D") if end == end.normalize() else end
     net = window.groupby(user)[amount].sum().reindex(out.index).fillna(0.0)
     out["monetary"] = net.clip(lower=0.0).to_numpy()
@@ -301,8 +341,9 @@ def customer_features(tx: pd.DataFrame, schema: FeatureSchema, amount: str, end:
     if schema.item_id:
         out["n_items"] = buys.groupby(user)[schema.item_id].nunique().reindex(out.index).astype(np.float64)
         latest = buys.sort_values(t, kind="stable").drop_duplicates([user, schema.item_id], keep="last")
-        out[HISTORY_COLUMN] = latest.groupby(user)[schema.item_id].agg(
-            lambda s: list(s)[-schema.history_length:]).reindex(out.index)
+        out[HISTORY_COLUMN] = (
+            latest.groupby(user)[schema.item_id].agg(lambda s: list(s)[-schema.history_length :]).reindex(out.index)
+        )
     out.index.name = user
     return out.drop(columns=["first", "last"]).reset_index()
 
@@ -313,9 +354,18 @@ def net_spend(tx: pd.DataFrame, schema: FeatureSchema, amount: str, start, end) 
     return window.groupby(schema.user_id)[amount].sum().clip(lower=0.0)
 
 
-def prepare_transactions(frame: pd.DataFrame, schema: FeatureSchema, *, amount: str, cutoff,
-                         horizon_end=None, valid_fraction: float = 0.1, seed: int = 0,
-                         training_windows: int = 1, item_history: bool = False) -> PreparedData:
+def prepare_transactions(
+    frame: pd.DataFrame,
+    schema: FeatureSchema,
+    *,
+    amount: str,
+    cutoff,
+    horizon_end=None,
+    valid_fraction: float = 0.1,
+    seed: int = 0,
+    training_windows: int = 1,
+    item_history: bool = False,
+) -> PreparedData:
     """Transactions to customers x (features at a cutoff, spend in the horizon after it).
 
     Test: features from the calibration period `[first transaction, cutoff]`,
@@ -346,8 +396,11 @@ def prepare_transactions(frame: pd.DataFrame, schema: FeatureSchema, *, amount: 
     t = schema.event_time
     times = frame[t]
     calib_stop = _naive(times, _time_boundary(cutoff, "cutoff"))
-    horizon_stop = _naive(times, _time_boundary(horizon_end, "horizon_end")) if horizon_end is not None \
+    horizon_stop = (
+        _naive(times, _time_boundary(horizon_end, "horizon_end"))
+        if horizon_end is not None
         else times.max() + pd.Timedelta(microseconds=1)
+    )
     if not horizon_stop > calib_stop:
         raise ShapeError(f"data.horizon_end ({horizon_end or times.max()}) must be after data.cutoff ({cutoff})")
     horizon = horizon_stop - calib_stop
@@ -357,7 +410,8 @@ def prepare_transactions(frame: pd.DataFrame, schema: FeatureSchema, *, amount: 
         raise ShapeError(
             f"transactions: training needs purchases before {train_stop} (cutoff minus the "
             f"{horizon / pd.Timedelta(days=1):.0f}-day horizon), so that a window of the horizon's length "
-            f"ends at the cutoff; the data starts {start}. Move data.cutoff later or data.horizon_end earlier")
+            f"ends at the cutoff; the data starts {start}. Move data.cutoff later or data.horizon_end earlier"
+        )
     user = schema.user_id
     test = customer_features(frame, schema, amount, calib_stop, start)
     test[VALUE_COLUMN] = test[user].map(net_spend(frame, schema, amount, calib_stop, horizon_stop)).fillna(0.0)
@@ -372,22 +426,35 @@ def prepare_transactions(frame: pd.DataFrame, schema: FeatureSchema, *, amount: 
         windows.append(rows.assign(window_end=label_stop))
     train = pd.concat(windows, ignore_index=True)
     held = _unit_hash(train[user], seed) < valid_fraction
-    numeric = ["frequency", "recency_days", "tenure_days", "monetary", "mean_day_spend"] + \
-        (["n_items"] if schema.item_id else []) + list(schema.user_numeric)
+    numeric = (
+        ["frequency", "recency_days", "tenure_days", "monetary", "mean_day_spend"]
+        + (["n_items"] if schema.item_id else [])
+        + list(schema.user_numeric)
+    )
     model_schema = FeatureSchema(
-        user_categorical=list(schema.user_categorical), user_numeric=numeric,
+        user_categorical=list(schema.user_categorical),
+        user_numeric=numeric,
         user_history=HISTORY_COLUMN if schema.item_id and item_history else None,
         history_length=schema.history_length,
-        value_label=VALUE_COLUMN)
+        value_label=VALUE_COLUMN,
+    )
     info = {
         "split_by": "time",
         "calibration": [str(start), str(calib_stop)],
         "horizon": [str(calib_stop), str(horizon_stop)],
-        "training_windows": [[str(start), str(pd.Timestamp(w) - horizon), str(pd.Timestamp(w))]
-                             for w in pd.unique(train["window_end"])],
+        "training_windows": [
+            [str(start), str(pd.Timestamp(w) - horizon), str(pd.Timestamp(w))] for w in pd.unique(train["window_end"])
+        ],
         "horizon_days": horizon / pd.Timedelta(days=1),
         "transactions_after_horizon": int((times >= horizon_stop).sum()),
         "user_id": user,
     }
-    return PreparedData("transactions", model_schema, train.loc[~held].reset_index(drop=True),
-                        train.loc[held].reset_index(drop=True), test, catalog=None, info=info)
+    return PreparedData(
+        "transactions",
+        model_schema,
+        train.loc[~held].reset_index(drop=True),
+        train.loc[held].reset_index(drop=True),
+        test,
+        catalog=None,
+        info=info,
+    )

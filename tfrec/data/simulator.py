@@ -80,14 +80,25 @@ class SimulatorConfig:
     seed: int = 0
 
     def __post_init__(self):
-        check_config(self, "simulator", ranges={
-            "num_users": ">= 1", "num_items": ">= 1", "num_sessions": ">= 1", "slate_size": ">= 1",
-            "latent_dim": ">= 1", "history_max": ">= 1", "days": ">= 1", "position_bias": ">= 0",
-            "value_zero_share": "(0, 1)", "value_sigma": "> 0", "seed": ">= 0",
-        })
+        check_config(
+            self,
+            "simulator",
+            ranges={
+                "num_users": ">= 1",
+                "num_items": ">= 1",
+                "num_sessions": ">= 1",
+                "slate_size": ">= 1",
+                "latent_dim": ">= 1",
+                "history_max": ">= 1",
+                "days": ">= 1",
+                "position_bias": ">= 0",
+                "value_zero_share": "(0, 1)",
+                "value_sigma": "> 0",
+                "seed": ">= 0",
+            },
+        )
         if self.slate_size > self.num_items:
-            raise ValueError(f"simulator.slate_size ({self.slate_size}) exceeds simulator.num_items "
-                             f"({self.num_items})")
+            raise ValueError(f"simulator.slate_size ({self.slate_size}) exceeds simulator.num_items ({self.num_items})")
 
 
 @dataclasses.dataclass
@@ -211,12 +222,10 @@ class _Catalog:
         self.cat_vec = rng.normal(0, 1, (len(cats), d)) * scale * 1.6
         # Each category's attribute words are directions within its region.
         self.attr_vec = {
-            c: rng.normal(0, 1, (len(catalog_words.CATEGORIES[c]["attributes"]), d)) * scale * 1.1
-            for c in cats
+            c: rng.normal(0, 1, (len(catalog_words.CATEGORIES[c]["attributes"]), d)) * scale * 1.1 for c in cats
         }
         self.noun_vec = {
-            c: rng.normal(0, 1, (len(catalog_words.CATEGORIES[c]["nouns"]), d)) * scale * 0.7
-            for c in cats
+            c: rng.normal(0, 1, (len(catalog_words.CATEGORIES[c]["nouns"]), d)) * scale * 0.7 for c in cats
         }
         # Items sorted by category so that "a random item of category k" is
         # start[k] + floor(u * count[k]).
@@ -241,23 +250,21 @@ class _Catalog:
         self.quality = brand_effect[cat, self.brand] + rng.normal(0, 0.35, n)
         base = np.array([catalog_words.BASE_PRICE[c] for c in cats])
         brand_premium = np.exp(rng.normal(0, 0.3, (len(cats), n_brand.max())))
-        self.price = np.round(
-            base[cat] * brand_premium[cat, self.brand] * np.exp(rng.normal(0, 0.35, n)), 2
-        ).clip(0.5)
+        self.price = np.round(base[cat] * brand_premium[cat, self.brand] * np.exp(rng.normal(0, 0.35, n)), 2).clip(0.5)
         width = len(str(n))
         self.ids = np.array([f"i{j:0{width}d}" for j in range(n)], dtype=object)
-        self.titles = np.array(
-            [self._title(k, j) for j, k in enumerate(cat)], dtype=object
-        )
+        self.titles = np.array([self._title(k, j) for j, k in enumerate(cat)], dtype=object)
 
     def _title(self, k, j):
         words = catalog_words.CATEGORIES[self.categories[k]]
-        return " ".join([
-            words["brands"][self.brand[j]],
-            catalog_words.COLOURS[self.colour[j]],
-            words["attributes"][self.attr[j]],
-            words["nouns"][self.noun[j]],
-        ])
+        return " ".join(
+            [
+                words["brands"][self.brand[j]],
+                catalog_words.COLOURS[self.colour[j]],
+                words["attributes"][self.attr[j]],
+                words["nouns"][self.noun[j]],
+            ]
+        )
 
     def brand_names(self):
         return np.array(
@@ -304,9 +311,7 @@ def simulate(config: SimulatorConfig | None = None) -> SimulatedData:
     mu = 3.5 + 0.7 * propensity
     expected_value = value_p * np.exp(mu + cfg.value_sigma**2 / 2)
     positive = rng.random(U) < value_p
-    future_value = np.where(
-        positive, np.round(np.exp(mu + cfg.value_sigma * rng.normal(0, 1, U)), 2), 0.0
-    )
+    future_value = np.where(positive, np.round(np.exp(mu + cfg.value_sigma * rng.normal(0, 1, U)), 2), 0.0)
 
     # ---------------------------------------------------------- sessions
     S, K = cfg.num_sessions, cfg.slate_size
@@ -319,12 +324,12 @@ def simulate(config: SimulatorConfig | None = None) -> SimulatedData:
     sess_noun = (rng.random(S) * n_noun[sess_cat]).astype(int)
     query_form = rng.choice(4, S, p=[0.35, 0.35, 0.15, 0.15])
     q_latent = cat.cat_vec[sess_cat].copy()
-    attr_vecs = np.stack([
-        np.pad(cat.attr_vec[c], ((0, n_attr.max() - len(cat.attr_vec[c])), (0, 0))) for c in cat.categories
-    ])
-    noun_vecs = np.stack([
-        np.pad(cat.noun_vec[c], ((0, n_noun.max() - len(cat.noun_vec[c])), (0, 0))) for c in cat.categories
-    ])
+    attr_vecs = np.stack(
+        [np.pad(cat.attr_vec[c], ((0, n_attr.max() - len(cat.attr_vec[c])), (0, 0))) for c in cat.categories]
+    )
+    noun_vecs = np.stack(
+        [np.pad(cat.noun_vec[c], ((0, n_noun.max() - len(cat.noun_vec[c])), (0, 0))) for c in cat.categories]
+    )
     uses_attr = query_form != 1
     uses_noun = query_form != 0
     q_latent += uses_attr[:, None] * attr_vecs[sess_cat, sess_attr]
@@ -355,14 +360,22 @@ def simulate(config: SimulatorConfig | None = None) -> SimulatedData:
     cand = np.where(cat.count[sess_cat][:, None] > 0, cand, uniform)
 
     # True click model (shared with SimulatedData.true_click_logits).
-    data = SimulatedData(None, None, None, cat.latent, user_latent, cfg, truth={
-        "session_user": sess_user,
-        "query_latent": q_latent,
-        "propensity": propensity,
-        "quality": cat.quality,
-        "relative_log_price": np.log(cat.price) - np.log(
-            [catalog_words.BASE_PRICE[c] for c in cat.categories])[cat.cat],
-    })
+    data = SimulatedData(
+        None,
+        None,
+        None,
+        cat.latent,
+        user_latent,
+        cfg,
+        truth={
+            "session_user": sess_user,
+            "query_latent": q_latent,
+            "propensity": propensity,
+            "quality": cat.quality,
+            "relative_log_price": np.log(cat.price)
+            - np.log([catalog_words.BASE_PRICE[c] for c in cat.categories])[cat.cat],
+        },
+    )
     logit = data.true_click_logits(np.arange(S), cand)
     qv = data.true_query_affinity(np.arange(S), cand)
     attractiveness = _sigmoid(logit)
@@ -391,53 +404,59 @@ def simulate(config: SimulatorConfig | None = None) -> SimulatedData:
     flat_user = np.repeat(sess_user, K)
     flat_item = cand.ravel()
     brand_names = cat.brand_names()
-    impressions = pd.DataFrame({
-        "event_time": np.repeat(sess_time.to_numpy(), K),
-        "session_id": np.repeat(np.arange(S), K),
-        "query": np.repeat(queries, K),
-        "user_id": user_ids[flat_user],
-        "user_segment": np.array(catalog_words.SEGMENTS, dtype=object)[segment_idx[flat_user]],
-        "user_country": np.array(catalog_words.COUNTRIES, dtype=object)[country_idx[flat_user]],
-        "user_tenure_days": tenure[flat_user],
-        "user_orders_90d": orders_90d[flat_user].astype(float),
-        "user_history": histories[flat_user],
-        "item_id": cat.ids[flat_item],
-        "item_title": cat.titles[flat_item],
-        "item_category": np.array(cat.categories, dtype=object)[cat.cat[flat_item]],
-        "item_brand": brand_names[flat_item],
-        "item_price": cat.price[flat_item],
-        "position": position.ravel().astype(float),
-        "click": click.ravel().astype(np.int64),
-        "purchase": purchase.ravel().astype(np.int64),
-        "purchase_value": purchase_value.ravel(),
-        "relevance": relevance.ravel(),
-        "future_value": future_value[flat_user],
-        "true_ctr": true_ctr.ravel(),
-        "true_attractiveness": attractiveness.ravel(),
-        "true_relevance_score": qv.ravel(),
-        "true_value_probability": value_p[flat_user],
-        "true_expected_value": expected_value[flat_user],
-    })
-    items = pd.DataFrame({
-        "item_id": cat.ids,
-        "item_title": cat.titles,
-        "item_category": np.array(cat.categories, dtype=object)[cat.cat],
-        "item_brand": brand_names,
-        "item_price": cat.price,
-        "true_quality": cat.quality,
-    })
-    users = pd.DataFrame({
-        "user_id": user_ids,
-        "user_segment": np.array(catalog_words.SEGMENTS, dtype=object)[segment_idx],
-        "user_country": np.array(catalog_words.COUNTRIES, dtype=object)[country_idx],
-        "user_tenure_days": tenure,
-        "user_orders_90d": orders_90d.astype(float),
-        "user_history": histories,
-        "future_value": future_value,
-        "true_propensity": propensity,
-        "true_value_probability": value_p,
-        "true_expected_value": expected_value,
-    })
+    impressions = pd.DataFrame(
+        {
+            "event_time": np.repeat(sess_time.to_numpy(), K),
+            "session_id": np.repeat(np.arange(S), K),
+            "query": np.repeat(queries, K),
+            "user_id": user_ids[flat_user],
+            "user_segment": np.array(catalog_words.SEGMENTS, dtype=object)[segment_idx[flat_user]],
+            "user_country": np.array(catalog_words.COUNTRIES, dtype=object)[country_idx[flat_user]],
+            "user_tenure_days": tenure[flat_user],
+            "user_orders_90d": orders_90d[flat_user].astype(float),
+            "user_history": histories[flat_user],
+            "item_id": cat.ids[flat_item],
+            "item_title": cat.titles[flat_item],
+            "item_category": np.array(cat.categories, dtype=object)[cat.cat[flat_item]],
+            "item_brand": brand_names[flat_item],
+            "item_price": cat.price[flat_item],
+            "position": position.ravel().astype(float),
+            "click": click.ravel().astype(np.int64),
+            "purchase": purchase.ravel().astype(np.int64),
+            "purchase_value": purchase_value.ravel(),
+            "relevance": relevance.ravel(),
+            "future_value": future_value[flat_user],
+            "true_ctr": true_ctr.ravel(),
+            "true_attractiveness": attractiveness.ravel(),
+            "true_relevance_score": qv.ravel(),
+            "true_value_probability": value_p[flat_user],
+            "true_expected_value": expected_value[flat_user],
+        }
+    )
+    items = pd.DataFrame(
+        {
+            "item_id": cat.ids,
+            "item_title": cat.titles,
+            "item_category": np.array(cat.categories, dtype=object)[cat.cat],
+            "item_brand": brand_names,
+            "item_price": cat.price,
+            "true_quality": cat.quality,
+        }
+    )
+    users = pd.DataFrame(
+        {
+            "user_id": user_ids,
+            "user_segment": np.array(catalog_words.SEGMENTS, dtype=object)[segment_idx],
+            "user_country": np.array(catalog_words.COUNTRIES, dtype=object)[country_idx],
+            "user_tenure_days": tenure,
+            "user_orders_90d": orders_90d.astype(float),
+            "user_history": histories,
+            "future_value": future_value,
+            "true_propensity": propensity,
+            "true_value_probability": value_p,
+            "true_expected_value": expected_value,
+        }
+    )
     data.impressions, data.items, data.users = impressions, items, users
     return data
 

@@ -73,46 +73,75 @@ def load_data(data: DataConfig, *, valid_fraction: float, test_fraction: float) 
             # A transaction amount may be negative (a return): read it as a
             # plain number, not as a non-negative label.
             amount = schema.value_label
-            read_schema = dataclasses.replace(schema, value_label=None,
-                                              user_numeric=list(schema.user_numeric) + [amount])
+            read_schema = dataclasses.replace(
+                schema, value_label=None, user_numeric=list(schema.user_numeric) + [amount]
+            )
         elif schema.item_price and qc:
             amount = "_amount"
         else:
             raise S.ShapeError(
                 "data.shape 'transactions' needs an amount: map value_label to the amount column, or map "
-                "item_price and set data.quantity_column (amount = quantity x price)")
-    tables = read_tables(data.paths, read_schema, format=data.format, csv_encoding=data.csv_encoding,
-                         csv_delimiter=data.csv_delimiter, required_extra=[qc] if qc else [])
+                "item_price and set data.quantity_column (amount = quantity x price)"
+            )
+    tables = read_tables(
+        data.paths,
+        read_schema,
+        format=data.format,
+        csv_encoding=data.csv_encoding,
+        csv_delimiter=data.csv_delimiter,
+        required_extra=[qc] if qc else [],
+    )
     frame = tables.frame
     if qc:
         quantity = pd.to_numeric(frame[qc], errors="coerce")
-        tables = reject_rows(tables, ~np.isfinite(quantity.to_numpy(dtype=np.float64, na_value=np.nan)),
-                             f"{qc}: not a number")
+        tables = reject_rows(
+            tables, ~np.isfinite(quantity.to_numpy(dtype=np.float64, na_value=np.nan)), f"{qc}: not a number"
+        )
         tables.frame[qc] = pd.to_numeric(tables.frame[qc]).astype(np.float64)
         if data.shape == "interactions":
-            tables = reject_rows(tables, tables.frame[qc].to_numpy() <= 0,
-                                 f"{qc}: quantity <= 0 (a return, not an interaction)")
+            tables = reject_rows(
+                tables, tables.frame[qc].to_numpy() <= 0, f"{qc}: quantity <= 0 (a return, not an interaction)"
+            )
     if data.shape == "transactions":
         if amount == "_amount":
             tables.frame[amount] = tables.frame[qc] * tables.frame[schema.item_price]
         tables = reject_rows(tables, tables.frame[amount].isna().to_numpy(), f"{amount}: null in required field")
     kwargs = {"valid_fraction": valid_fraction, "seed": data.seed}
     if data.shape == "search":
-        prepared = S.prepare_search(tables.frame, schema, split_by=data.resolved_split_by(),
-                                    test_fraction=test_fraction, cutoff=data.cutoff, **kwargs)
+        prepared = S.prepare_search(
+            tables.frame,
+            schema,
+            split_by=data.resolved_split_by(),
+            test_fraction=test_fraction,
+            cutoff=data.cutoff,
+            **kwargs,
+        )
     elif data.shape == "interactions":
         prepared = S.prepare_interactions(
-            tables.frame, schema, test_fraction=test_fraction, cutoff=data.cutoff,
+            tables.frame,
+            schema,
+            test_fraction=test_fraction,
+            cutoff=data.cutoff,
             negatives_per_positive=data.negatives_per_positive,
-            history_window_days=data.history_window_days, **kwargs)
+            history_window_days=data.history_window_days,
+            **kwargs,
+        )
     else:
         kwargs["valid_fraction"] = data.value_valid_fraction
-        prepared = S.prepare_transactions(tables.frame, schema, amount=amount, cutoff=data.cutoff,
-                                          horizon_end=data.horizon_end,
-                                          training_windows=data.value_training_windows,
-                                          item_history=data.value_item_history, **kwargs)
+        prepared = S.prepare_transactions(
+            tables.frame,
+            schema,
+            amount=amount,
+            cutoff=data.cutoff,
+            horizon_end=data.horizon_end,
+            training_windows=data.value_training_windows,
+            item_history=data.value_item_history,
+            **kwargs,
+        )
     for name in ("train", "valid", "test"):
         if not len(getattr(prepared, name)):
-            raise S.ShapeError(f"the {name} split is empty ({prepared.sizes()}, {prepared.info}); "
-                               "check data.cutoff, the fractions and the size of the data")
+            raise S.ShapeError(
+                f"the {name} split is empty ({prepared.sizes()}, {prepared.info}); "
+                "check data.cutoff, the fractions and the size of the data"
+            )
     return prepared, tables

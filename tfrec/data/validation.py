@@ -113,8 +113,7 @@ class RowAccounting:
     def check(self) -> None:
         if self.rows_read != self.rows_used + self.rows_rejected:
             raise AssertionError(
-                f"row accounting broken: read {self.rows_read} != used "
-                f"{self.rows_used} + rejected {self.rows_rejected}"
+                f"row accounting broken: read {self.rows_read} != used {self.rows_used} + rejected {self.rows_rejected}"
             )
 
     def summary(self) -> str:
@@ -176,9 +175,7 @@ class _ColumnChecker:
     # --------------------------------------------------------------- kinds
     def _check_text(self, s, null):
         if not _is_text_dtype(s):
-            self.table_issue(
-                "wrong dtype", len(s), f"expected text, got {s.dtype}"
-            )
+            self.table_issue("wrong dtype", len(s), f"expected text, got {s.dtype}")
             return
         text = s.astype(object).where(~null, "")
         text = text.map(lambda v: v if isinstance(v, str) else str(v))
@@ -230,8 +227,7 @@ class _ColumnChecker:
         if _is_text_dtype(s):
             parsed = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             bad = np.isnan(parsed) & ~null
-            if self._unparsed(s, bad, f"expected numbers, got {s.dtype} such as",
-                              "not parseable as a number, e.g."):
+            if self._unparsed(s, bad, f"expected numbers, got {s.dtype} such as", "not parseable as a number, e.g."):
                 return None
             return parsed
         self.table_issue("wrong dtype", len(s), f"expected numbers, got {s.dtype}")
@@ -249,7 +245,8 @@ class _ColumnChecker:
         if values is not None:
             negative = values < 0
             self.row_problem(
-                "negative value", negative,
+                "negative value",
+                negative,
                 f"min {np.nanmin(values[negative]) if negative.any() else ''}",
             )
 
@@ -267,7 +264,8 @@ class _ColumnChecker:
             return
         bad = ~np.isnan(values) & ~allowed(values)
         self.row_problem(
-            "label out of range", bad,
+            "label out of range",
+            bad,
             f"expected {expected}, got e.g. {_sample(np.unique(values[bad]))}",
         )
         self.converted = pd.Series(values, index=s.index)
@@ -277,8 +275,11 @@ class _ColumnChecker:
             self.converted = s
             return
         if pd.api.types.is_numeric_dtype(s) or _is_text_dtype(s):
-            parsed = pd.to_datetime(s, errors="coerce", utc=False, format="mixed") \
-                if _is_text_dtype(s) else pd.to_datetime(s, unit="s", errors="coerce")
+            parsed = (
+                pd.to_datetime(s, errors="coerce", utc=False, format="mixed")
+                if _is_text_dtype(s)
+                else pd.to_datetime(s, unit="s", errors="coerce")
+            )
             bad = parsed.isna().to_numpy() & ~null
             if not self._unparsed(s, bad, f"expected timestamps, got {s.dtype} such as", "not a timestamp, e.g."):
                 self.converted = parsed
@@ -354,7 +355,9 @@ def validate(
         if spec.name not in df.columns:
             table_issues.append(
                 ValidationIssue(
-                    spec.name, "missing column", n,
+                    spec.name,
+                    "missing column",
+                    n,
                     f"role '{spec.role.value}'; the table has {list(df.columns)[:20]}",
                 )
             )
@@ -371,20 +374,23 @@ def validate(
         for problem, mask, detail in checker.row_problems:
             issue = ValidationIssue(checker.spec.name, problem, int(mask.sum()), detail)
             row_issues.append(issue)
-            reason[mask & (reason == None)] = issue.reason
+            reason[mask & np.equal(reason, None)] = issue.reason
     if row_issues and on_bad_rows == "raise":
         raise SchemaValidationError(row_issues, n, source)
 
-    bad = reason != None
+    bad = np.not_equal(reason, None)
     out = df.copy()
     for checker in checkers:
         if checker.converted is not None:
-            out[checker.spec.name] = checker.converted.to_numpy() \
-                if checker.spec.kind != Kind.TIME else checker.converted
+            out[checker.spec.name] = (
+                checker.converted.to_numpy() if checker.spec.kind != Kind.TIME else checker.converted
+            )
     valid = out.loc[~bad].reset_index(drop=True)
     rejected = df.loc[bad].copy()
     rejected[REASON_COLUMN] = reason[bad]
     return ValidationReport(
-        rows_read=n, valid=valid, rejected=rejected.reset_index(drop=True),
+        rows_read=n,
+        valid=valid,
+        rejected=rejected.reset_index(drop=True),
         issues=row_issues,
     )

@@ -40,8 +40,24 @@ from tfrec.evaluation.result import EvaluationResult
 from tfrec.evaluation.summary import format_summary, print_summary
 
 __all__ = [
-    "SECTIONS", "EvaluationResult", "business_value", "ctr_metrics", "cumulative_gain_curve", "examination_curve",
-    "expected_clicks_at_k", "expected_revenue_at_k", "format_summary", "oracle_rankings", "print_summary",
-    "random_ranking", "ranking_metrics", "recall_curve", "reliability_curve", "render_report", "roc_curve",
-    "top_k", "value_metrics", "write_report",
+    "SECTIONS",
+    "EvaluationResult",
+    "business_value",
+    "ctr_metrics",
+    "cumulative_gain_curve",
+    "examination_curve",
+    "expected_clicks_at_k",
+    "expected_revenue_at_k",
+    "format_summary",
+    "oracle_rankings",
+    "print_summary",
+    "random_ranking",
+    "ranking_metrics",
+    "recall_curve",
+    "reliability_curve",
+    "render_report",
+    "roc_curve",
+    "top_k",
+    "value_metrics",
+    "write_report",
 ]

@@ -115,8 +115,7 @@ def expected_clicks_at_k(click_probability, ranking, k: int, examination=None, p
     return float(per * (shown * e).sum(1).mean())
 
 
-def expected_revenue_at_k(click_probability, ranking, price, k: int, examination=None,
-                          per: int = PER_QUERIES) -> float:
+def expected_revenue_at_k(click_probability, ranking, price, k: int, examination=None, per: int = PER_QUERIES) -> float:
     """Expected click-weighted price (revenue if each click buys one at list price) in the top `k` per `per` queries.
 
     `price` is `[items]`; the other arguments are as in `expected_clicks_at_k`.
@@ -140,8 +139,7 @@ def oracle_rankings(click_probability, price, k: int) -> dict[str, np.ndarray]:
     return {"oracle_clicks": top_k(a, k), "oracle_revenue": top_k(a * price[None, :], k)}
 
 
-def business_value(click_probability, price, rankings: dict, ks, examination=None,
-                   per: int = PER_QUERIES) -> dict:
+def business_value(click_probability, price, rankings: dict, ks, examination=None, per: int = PER_QUERIES) -> dict:
     """Expected clicks and revenue at each K for several rankers, and their share of the oracle's.
 
     Args:
@@ -170,8 +168,10 @@ def business_value(click_probability, price, rankings: dict, ks, examination=Non
         best_clicks = out["oracle_clicks"][f"clicks@{k}"]
         best_revenue = out["oracle_revenue"][f"revenue@{k}"]
         for name in all_rankings:
-            out[name][f"clicks_share_of_oracle@{k}"] = out[name][f"clicks@{k}"] / best_clicks \
-                if best_clicks > 0 else float("nan")
-            out[name][f"revenue_share_of_oracle@{k}"] = out[name][f"revenue@{k}"] / best_revenue \
-                if best_revenue > 0 else float("nan")
+            out[name][f"clicks_share_of_oracle@{k}"] = (
+                out[name][f"clicks@{k}"] / best_clicks if best_clicks > 0 else float("nan")
+            )
+            out[name][f"revenue_share_of_oracle@{k}"] = (
+                out[name][f"revenue@{k}"] / best_revenue if best_revenue > 0 else float("nan")
+            )
     return out

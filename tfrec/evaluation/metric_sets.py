@@ -21,8 +21,10 @@ from tfrec.evaluation import metrics as M
 
 def ctr_metrics(y, scores: dict) -> dict:
     """AUC, log loss and expected calibration error (10 equal-width bins) per scorer."""
-    return {name: {"auc": M.auc(y, p), "log_loss": M.log_loss(y, p), "ece": M.expected_calibration_error(y, p)}
-            for name, p in scores.items()}
+    return {
+        name: {"auc": M.auc(y, p), "log_loss": M.log_loss(y, p), "ece": M.expected_calibration_error(y, p)}
+        for name, p in scores.items()
+    }
 
 
 def ranking_metrics(ranks: dict, ks) -> dict:
@@ -39,6 +41,12 @@ def ranking_metrics(ranks: dict, ks) -> dict:
 def value_metrics(y, scores: dict) -> dict:
     """Normalised Gini, Spearman, decile MAPE and AUC of "spends at all" per scorer."""
     y = np.asarray(y, dtype=np.float64)
-    return {name: {"normalized_gini": M.normalized_gini(y, p), "spearman": M.spearman(y, p),
-                   "decile_mape": M.decile_mape(y, p), "spend_auc": M.auc(y > 0, p)}
-            for name, p in scores.items()}
+    return {
+        name: {
+            "normalized_gini": M.normalized_gini(y, p),
+            "spearman": M.spearman(y, p),
+            "decile_mape": M.decile_mape(y, p),
+            "spend_auc": M.auc(y > 0, p),
+        }
+        for name, p in scores.items()
+    }

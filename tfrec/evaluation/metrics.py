@@ -111,8 +111,12 @@ def decile_table(y_true, y_pred, num_bins=10) -> pd.DataFrame:
     decile = np.empty(len(s), dtype=int)
     decile[order] = np.arange(len(s)) * num_bins // max(len(s), 1) + 1
     df = pd.DataFrame({"decile": decile, "predicted": s, "actual": y})
-    table = df.groupby("decile").agg(rows=("actual", "size"), mean_predicted=("predicted", "mean"),
-                                     mean_actual=("actual", "mean"), total_actual=("actual", "sum"))
+    table = df.groupby("decile").agg(
+        rows=("actual", "size"),
+        mean_predicted=("predicted", "mean"),
+        mean_actual=("actual", "mean"),
+        total_actual=("actual", "sum"),
+    )
     table["share_of_actual"] = table.total_actual / max(y.sum(), 1e-12)
     table["ape"] = (table.mean_predicted - table.mean_actual).abs() / table.mean_actual.where(table.mean_actual > 0)
     return table.reset_index()
@@ -122,8 +126,7 @@ def decile_mape(y_true, y_pred, num_bins=10) -> float:
     return float(decile_table(y_true, y_pred, num_bins)["ape"].mean())
 
 
-def ranks_of_targets(query_embeddings, candidate_embeddings, target_index, block_size=2048,
-                     exclude=None) -> np.ndarray:
+def ranks_of_targets(query_embeddings, candidate_embeddings, target_index, block_size=2048, exclude=None) -> np.ndarray:
     """1-based rank of each query's target among all candidates by dot product.
 
     Ties count against the target (pessimistic). `exclude` is an optional
@@ -136,10 +139,10 @@ def ranks_of_targets(query_embeddings, candidate_embeddings, target_index, block
     target_index = np.asarray(target_index, dtype=np.int64)
     ranks = np.empty(len(q), dtype=np.int64)
     for start in range(0, len(q), block_size):
-        scores = q[start:start + block_size] @ c.T
+        scores = q[start : start + block_size] @ c.T
         if exclude is not None:
             scores[:, exclude] = -np.inf
-        ranks[start:start + block_size] = ranks_in_scores(scores, target_index[start:start + block_size])
+        ranks[start : start + block_size] = ranks_in_scores(scores, target_index[start : start + block_size])
     return ranks
 
 
@@ -188,8 +191,13 @@ def grouped_ndcg(groups, gains, scores, k: int, min_rows: int = 2) -> tuple[floa
     """
     # Not sklearn's ndcg_score: it averages over tied scores (a constant scorer would earn credit)
     # and needs groups padded to one length; without ties the two agree (tests/test_metrics.py).
-    df = pd.DataFrame({"g": np.asarray(groups), "gain": np.asarray(gains, dtype=np.float64),
-                       "score": np.asarray(scores, dtype=np.float64)})
+    df = pd.DataFrame(
+        {
+            "g": np.asarray(groups),
+            "gain": np.asarray(gains, dtype=np.float64),
+            "score": np.asarray(scores, dtype=np.float64),
+        }
+    )
     df["gain"] = np.power(2.0, df["gain"]) - 1.0
     size = df.groupby("g")["gain"].transform("size")
     best = df.groupby("g")["gain"].transform("max")

@@ -40,11 +40,24 @@ from tfrec.evaluation.result import EvaluationResult
 SECTIONS = {"ctr": "CTR", "value": "User value", "retrieval": "Retrieval & ranking", "business": "Business value"}
 
 # One colour per scorer, the same in every figure.
-_COLOURS = {"model": "#1f77b4", "oracle": "#2ca02c", "oracle_clicks": "#2ca02c", "oracle_revenue": "#98df8a",
-            "popularity": "#ff7f0e", "segment_mean": "#ff7f0e", "random": "#7f7f7f"}
-_LABELS = {"model": "model", "oracle": "oracle (truth)", "oracle_clicks": "oracle by P(click)",
-           "oracle_revenue": "oracle by P(click) x price", "popularity": "popularity baseline",
-           "segment_mean": "segment-mean baseline", "random": "random"}
+_COLOURS = {
+    "model": "#1f77b4",
+    "oracle": "#2ca02c",
+    "oracle_clicks": "#2ca02c",
+    "oracle_revenue": "#98df8a",
+    "popularity": "#ff7f0e",
+    "segment_mean": "#ff7f0e",
+    "random": "#7f7f7f",
+}
+_LABELS = {
+    "model": "model",
+    "oracle": "oracle (truth)",
+    "oracle_clicks": "oracle by P(click)",
+    "oracle_revenue": "oracle by P(click) x price",
+    "popularity": "popularity baseline",
+    "segment_mean": "segment-mean baseline",
+    "random": "random",
+}
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:980px;margin:2em auto;color:#222;
@@ -77,8 +90,10 @@ def _png(fig: Figure) -> str:
 
 
 def _figure(fig: Figure, caption: str) -> str:
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{_png(fig)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{_png(fig)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def _fmt(v, digits=4):
@@ -93,15 +108,19 @@ def _fmt(v, digits=4):
 
 def _table(header, rows) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c if isinstance(c, str) else _fmt(c))}</td>" for c in row)
-                   + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c if isinstance(c, str) else _fmt(c))}</td>" for c in row) + "</tr>"
+        for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _scorer_table(section: dict, metrics: list[tuple[str, str]]) -> str:
     scorers = [k for k, v in section.items() if isinstance(v, dict)]
-    return _table(["scorer"] + [label for _, label in metrics],
-                  [[_label(s)] + [section[s].get(key) for key, _ in metrics] for s in scorers])
+    return _table(
+        ["scorer"] + [label for _, label in metrics],
+        [[_label(s)] + [section[s].get(key) for key, _ in metrics] for s in scorers],
+    )
 
 
 def _not_evaluated(reason: str) -> str:
@@ -115,11 +134,13 @@ def _ctr_section(result: EvaluationResult) -> str:
         return _not_evaluated("the data has no click labels.")
     y, preds = result.ctr_labels, result.ctr_predictions
     parts = [
-        ('<p class="note">Click-through rate prediction on the test impressions: AUC (1 = every click ranked above '
-        "every non-click, 0.5 = chance), log loss (lower is better) and expected calibration error (ECE: mean gap "
-        "between predicted and observed click rate over 10 equal-width bins of the prediction, weighted by "
-        f"impressions). {len(y):,} impressions, {int(np.sum(y)):,} clicks "
-        f"({np.mean(y):.2%}).</p>"),
+        (
+            '<p class="note">Click-through rate prediction on the test impressions: AUC (1 = every click ranked above '
+            "every non-click, 0.5 = chance), log loss (lower is better) and expected calibration error (ECE: mean gap "
+            "between predicted and observed click rate over 10 equal-width bins of the prediction, weighted by "
+            f"impressions). {len(y):,} impressions, {int(np.sum(y)):,} clicks "
+            f"({np.mean(y):.2%}).</p>"
+        ),
         _scorer_table(m, [("auc", "AUC"), ("log_loss", "log loss"), ("ece", "ECE")]),
     ]
     fig = Figure(figsize=(5.2, 4.6), layout="constrained")
@@ -128,14 +149,21 @@ def _ctr_section(result: EvaluationResult) -> str:
         fpr, tpr = roc_curve(y, p)
         ax.plot(fpr, tpr, color=_colour(name), label=f"{_label(name)} (AUC {m[name]['auc']:.3f})")
     ax.plot([0, 1], [0, 1], ls=":", color="#999", label="chance")
-    ax.set(title="ROC curve of click prediction", xlabel="false positive rate (share of non-clicks flagged)",
-           ylabel="true positive rate (share of clicks flagged)", xlim=(0, 1), ylim=(0, 1))
+    ax.set(
+        title="ROC curve of click prediction",
+        xlabel="false positive rate (share of non-clicks flagged)",
+        ylabel="true positive rate (share of clicks flagged)",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend(loc="lower right", fontsize=8)
     best_base = "popularity" if "popularity" in m else None
-    caption = (f"Share of clicks against share of non-clicks above each score threshold; the model's AUC is "
-               f"{m['model']['auc']:.3f}" + (f" against {m['oracle']['auc']:.3f} for the truth" if "oracle" in m
-                                             else "")
-               + (f" and {m[best_base]['auc']:.3f} for the baseline." if best_base else "."))
+    caption = (
+        f"Share of clicks against share of non-clicks above each score threshold; the model's AUC is "
+        f"{m['model']['auc']:.3f}"
+        + (f" against {m['oracle']['auc']:.3f} for the truth" if "oracle" in m else "")
+        + (f" and {m[best_base]['auc']:.3f} for the baseline." if best_base else ".")
+    )
     parts.append(_figure(fig, caption))
 
     fig = Figure(figsize=(5.2, 4.6), layout="constrained")
@@ -143,16 +171,30 @@ def _ctr_section(result: EvaluationResult) -> str:
     top = 0.0
     for name, p in preds.items():
         rc = reliability_curve(y, p, num_bins=20, strategy="quantile")
-        ax.plot(rc.mean_predicted, rc.observed_rate, marker="o", ms=3, color=_colour(name),
-                label=f"{_label(name)} (ECE {m[name]['ece']:.4f})")
+        ax.plot(
+            rc.mean_predicted,
+            rc.observed_rate,
+            marker="o",
+            ms=3,
+            color=_colour(name),
+            label=f"{_label(name)} (ECE {m[name]['ece']:.4f})",
+        )
         top = max(top, rc.mean_predicted.max(), rc.observed_rate.max())
     ax.plot([0, top], [0, top], ls=":", color="#999", label="perfect calibration")
-    ax.set(title="Calibration (reliability) of click prediction",
-           xlabel="mean predicted click probability in the bin", ylabel="observed click rate in the bin")
+    ax.set(
+        title="Calibration (reliability) of click prediction",
+        xlabel="mean predicted click probability in the bin",
+        ylabel="observed click rate in the bin",
+    )
     ax.legend(loc="upper left", fontsize=8)
-    parts.append(_figure(fig, "Observed click rate against mean predicted probability in 20 equal-count bins of "
-                              "the prediction; points on the dotted diagonal mean the predicted CTRs can be "
-                              "used as probabilities (e.g. to forecast clicks)."))
+    parts.append(
+        _figure(
+            fig,
+            "Observed click rate against mean predicted probability in 20 equal-count bins of "
+            "the prediction; points on the dotted diagonal mean the predicted CTRs can be "
+            "used as probabilities (e.g. to forecast clicks).",
+        )
+    )
     return "".join(parts)
 
 
@@ -162,14 +204,23 @@ def _value_section(result: EvaluationResult, currency: str) -> str:
         return _not_evaluated("the data has no user value labels.")
     y, preds = np.asarray(result.value_labels, dtype=np.float64), result.value_predictions
     parts = [
-        ('<p class="note">Future value of users whose value label training never saw. Normalised Gini: how well '
-        "the prediction orders users by value (1 = perfect order, 0 = random); Spearman: rank correlation; "
-        "decile MAPE: mean absolute percentage error of the mean prediction over the ten predicted deciles "
-        "(the ZILN paper's calibration measure); AUC of \"spends at all\": how well the prediction separates "
-        f"users who spend from those who do not. {len(y):,} users, {np.mean(y == 0):.0%} with zero value, "
-        f"mean {np.mean(y):,.2f} {html.escape(currency)}.</p>"),
-        _scorer_table(m, [("normalized_gini", "normalised Gini"), ("spearman", "Spearman"),
-                          ("decile_mape", "decile MAPE"), ("spend_auc", "AUC(spends at all)")]),
+        (
+            '<p class="note">Future value of users whose value label training never saw. Normalised Gini: how well '
+            "the prediction orders users by value (1 = perfect order, 0 = random); Spearman: rank correlation; "
+            "decile MAPE: mean absolute percentage error of the mean prediction over the ten predicted deciles "
+            '(the ZILN paper\'s calibration measure); AUC of "spends at all": how well the prediction separates '
+            f"users who spend from those who do not. {len(y):,} users, {np.mean(y == 0):.0%} with zero value, "
+            f"mean {np.mean(y):,.2f} {html.escape(currency)}.</p>"
+        ),
+        _scorer_table(
+            m,
+            [
+                ("normalized_gini", "normalised Gini"),
+                ("spearman", "Spearman"),
+                ("decile_mape", "decile MAPE"),
+                ("spend_auc", "AUC(spends at all)"),
+            ],
+        ),
     ]
     table = M.decile_table(y, preds["model"])
     fig = Figure(figsize=(7.5, 4.4), layout="constrained")
@@ -177,33 +228,64 @@ def _value_section(result: EvaluationResult, currency: str) -> str:
     x = table.decile.to_numpy()
     ax.bar(x - 0.2, table.mean_actual, width=0.4, color="#1f77b4", label="actual (mean future value)")
     ax.bar(x + 0.2, table.mean_predicted, width=0.4, color="#aec7e8", label="predicted (mean of the model)")
-    ax.set(title="Predicted and actual user value by predicted decile",
-           xlabel="predicted-value decile (1 = the 10% of users with the highest prediction)",
-           ylabel=f"mean future value per user ({currency})", xticks=x)
+    ax.set(
+        title="Predicted and actual user value by predicted decile",
+        xlabel="predicted-value decile (1 = the 10% of users with the highest prediction)",
+        ylabel=f"mean future value per user ({currency})",
+        xticks=x,
+    )
     ax.legend(fontsize=8)
     top_share = float(table.share_of_actual.iloc[0])
-    parts.append(_figure(fig, f"Users sorted by the model's predicted value and cut into tenths: the top tenth "
-                              f"holds {top_share:.0%} of all future value (10% would be no better than chance), "
-                              f"and bars of equal height mean the predicted amounts are right on average."))
-    parts.append(_table(["decile", "users", f"mean predicted ({currency})", f"mean actual ({currency})",
-                         "share of total value", "abs. % error"],
-                        [[int(r.decile), int(r.rows), r.mean_predicted, r.mean_actual, r.share_of_actual, r.ape]
-                         for r in table.itertuples()]))
+    parts.append(
+        _figure(
+            fig,
+            f"Users sorted by the model's predicted value and cut into tenths: the top tenth "
+            f"holds {top_share:.0%} of all future value (10% would be no better than chance), "
+            f"and bars of equal height mean the predicted amounts are right on average.",
+        )
+    )
+    parts.append(
+        _table(
+            [
+                "decile",
+                "users",
+                f"mean predicted ({currency})",
+                f"mean actual ({currency})",
+                "share of total value",
+                "abs. % error",
+            ],
+            [
+                [int(r.decile), int(r.rows), r.mean_predicted, r.mean_actual, r.share_of_actual, r.ape]
+                for r in table.itertuples()
+            ],
+        )
+    )
     fig = Figure(figsize=(5.2, 4.6), layout="constrained")
     ax = fig.add_subplot()
     share, gain = cumulative_gain_curve(y, y)
     ax.plot(share, gain, color="#000", ls="--", lw=1, label="perfect order")
     for name, p in preds.items():
         share, gain = cumulative_gain_curve(y, p)
-        ax.plot(share, gain, color=_colour(name),
-                label=f"{_label(name)} (normalised Gini {m[name]['normalized_gini']:.3f})")
+        ax.plot(
+            share, gain, color=_colour(name), label=f"{_label(name)} (normalised Gini {m[name]['normalized_gini']:.3f})"
+        )
     ax.plot([0, 1], [0, 1], ls=":", color="#999", label="random order")
-    ax.set(title="Cumulative value captured (gain curve)", xlabel="share of users, highest predicted first",
-           ylabel="share of total future value", xlim=(0, 1), ylim=(0, 1.02))
+    ax.set(
+        title="Cumulative value captured (gain curve)",
+        xlabel="share of users, highest predicted first",
+        ylabel="share of total future value",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
     ax.legend(loc="lower right", fontsize=8)
-    parts.append(_figure(fig, "How much of all future value the top x% of users by prediction hold, e.g. for "
-                              "targeting a campaign at them; the normalised Gini is the area above the diagonal "
-                              "relative to the perfect order's."))
+    parts.append(
+        _figure(
+            fig,
+            "How much of all future value the top x% of users by prediction hold, e.g. for "
+            "targeting a campaign at them; the normalised Gini is the area above the diagonal "
+            "relative to the perfect order's.",
+        )
+    )
     return "".join(parts)
 
 
@@ -212,12 +294,15 @@ def _retrieval_section(result: EvaluationResult) -> str:
     if not m or result.retrieval_ranks is None:
         return _not_evaluated("the data has no clicked items to retrieve.")
     ks, ranks = result.ks, result.retrieval_ranks
-    metric_cols = [(f"recall@{k}", f"Recall@{k}") for k in ks] + [(f"ndcg@{k}", f"NDCG@{k}") for k in ks] \
-        + [("mrr", "MRR")]
+    metric_cols = (
+        [(f"recall@{k}", f"Recall@{k}") for k in ks] + [(f"ndcg@{k}", f"NDCG@{k}") for k in ks] + [("mrr", "MRR")]
+    )
     parts = [
-        ('<p class="note">Each clicked test item is looked up among the whole catalog by each scorer. Recall@K: '
-        "share of clicked items ranked in the top K; NDCG@K: 1/log2(1 + rank) if in the top K, so higher ranks "
-        f"count more; MRR: mean of 1/rank. {m.get('queries', len(next(iter(ranks.values())))):,} queries.</p>"),
+        (
+            '<p class="note">Each clicked test item is looked up among the whole catalog by each scorer. Recall@K: '
+            "share of clicked items ranked in the top K; NDCG@K: 1/log2(1 + rank) if in the top K, so higher ranks "
+            f"count more; MRR: mean of 1/rank. {m.get('queries', len(next(iter(ranks.values())))):,} queries.</p>"
+        ),
         _scorer_table(m, metric_cols),
     ]
     k_max = max(ks)
@@ -229,8 +314,12 @@ def _retrieval_section(result: EvaluationResult) -> str:
         gains = np.where(r[None, :] <= kk[:, None], 1.0 / np.log2(r[None, :] + 1.0), 0.0).mean(1)
         ax1.plot(kk, rec, color=_colour(name), label=_label(name))
         ax2.plot(kk, gains, color=_colour(name), label=_label(name))
-    ax1.set(title="Recall@K over the whole catalog", xlabel="K (items retrieved per query)",
-            ylabel="Recall@K (share of clicked items found)", ylim=(0, 1))
+    ax1.set(
+        title="Recall@K over the whole catalog",
+        xlabel="K (items retrieved per query)",
+        ylabel="Recall@K (share of clicked items found)",
+        ylim=(0, 1),
+    )
     ax2.set(title="NDCG@K", xlabel="K (items retrieved per query)", ylabel="NDCG@K (0 to 1)")
     for ax in (ax1, ax2):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -239,11 +328,15 @@ def _retrieval_section(result: EvaluationResult) -> str:
     k_mid = ks[len(ks) // 2]
     ratio = ""
     if "popularity" in m and m["popularity"][f"recall@{k_mid}"] > 0:
-        ratio = (f", {m['model'][f'recall@{k_mid}'] / m['popularity'][f'recall@{k_mid}']:.1f}x the "
-                 "popularity baseline")
-    parts.append(_figure(fig, f"Share of clicked items found in the top K for every K up to {k_max} (left) and "
-                              f"the rank-discounted NDCG@K (right); the model finds "
-                              f"{m['model'][f'recall@{k_mid}']:.0%} within the top {k_mid}{ratio}."))
+        ratio = f", {m['model'][f'recall@{k_mid}'] / m['popularity'][f'recall@{k_mid}']:.1f}x the popularity baseline"
+    parts.append(
+        _figure(
+            fig,
+            f"Share of clicked items found in the top K for every K up to {k_max} (left) and "
+            f"the rank-discounted NDCG@K (right); the model finds "
+            f"{m['model'][f'recall@{k_mid}']:.0%} within the top {k_mid}{ratio}.",
+        )
+    )
     return "".join(parts)
 
 
@@ -254,46 +347,89 @@ def _business_section(result: EvaluationResult, currency: str) -> str:
     ks = m["ks"]
     rankers = [k for k, v in m.items() if isinstance(v, dict)]
     parts = [
-        ('<p class="note">Each of '
-        f"{m['queries']:,} test queries gets the top K items of the whole catalog from each ranker. Expected "
-        "clicks@K = sum over positions p &le; K of P(position p seen) x P(click | item seen); expected revenue@K "
-        "weighs each expected click by the item's price (each click buying one item at list price). Both use "
-        "the true click probabilities of the simulator and are given per 1,000 queries. The oracles rank by the "
-        "truth (by P(click) for clicks, by P(click) x price for revenue), the most any ranker can get; "
-        f"&ldquo;share of oracle&rdquo; is how much of that the ranker captures. Examination: "
-        f"{html.escape(m.get('examination', 'every position is seen'))}.</p>"),
+        (
+            '<p class="note">Each of '
+            f"{m['queries']:,} test queries gets the top K items of the whole catalog from each ranker. Expected "
+            "clicks@K = sum over positions p &le; K of P(position p seen) x P(click | item seen); expected revenue@K "
+            "weighs each expected click by the item's price (each click buying one item at list price). Both use "
+            "the true click probabilities of the simulator and are given per 1,000 queries. The oracles rank by the "
+            "truth (by P(click) for clicks, by P(click) x price for revenue), the most any ranker can get; "
+            f"&ldquo;share of oracle&rdquo; is how much of that the ranker captures. Examination: "
+            f"{html.escape(m.get('examination', 'every position is seen'))}.</p>"
+        ),
     ]
     rows = []
     for name in rankers:
         for k in ks:
             r = m[name]
-            rows.append([_label(name), str(k), r[f"clicks@{k}"], r[f"clicks_share_of_oracle@{k}"],
-                         r[f"revenue@{k}"], r[f"revenue_share_of_oracle@{k}"]])
-    parts.append(_table(["ranker", "K", "expected clicks / 1,000 queries", "share of oracle clicks",
-                         f"expected revenue / 1,000 queries ({currency})", "share of oracle revenue"], rows))
+            rows.append(
+                [
+                    _label(name),
+                    str(k),
+                    r[f"clicks@{k}"],
+                    r[f"clicks_share_of_oracle@{k}"],
+                    r[f"revenue@{k}"],
+                    r[f"revenue_share_of_oracle@{k}"],
+                ]
+            )
+    parts.append(
+        _table(
+            [
+                "ranker",
+                "K",
+                "expected clicks / 1,000 queries",
+                "share of oracle clicks",
+                f"expected revenue / 1,000 queries ({currency})",
+                "share of oracle revenue",
+            ],
+            rows,
+        )
+    )
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
     width = 0.8 / len(rankers)
     x = np.arange(len(ks))
-    for ax, key, ylabel in ((axes[0], "clicks", "expected clicks per 1,000 queries"),
-                            (axes[1], "revenue", f"expected revenue per 1,000 queries ({currency})")):
+    for ax, key, ylabel in (
+        (axes[0], "clicks", "expected clicks per 1,000 queries"),
+        (axes[1], "revenue", f"expected revenue per 1,000 queries ({currency})"),
+    ):
         for i, name in enumerate(rankers):
-            ax.bar(x + (i - (len(rankers) - 1) / 2) * width, [m[name][f"{key}@{k}"] for k in ks], width=width,
-                   color=_colour(name), label=_label(name))
-        ax.set(title=f"Expected {key} in the top K", xlabel="K (items shown per query)", ylabel=ylabel,
-               xticks=x, xticklabels=[str(k) for k in ks])
+            ax.bar(
+                x + (i - (len(rankers) - 1) / 2) * width,
+                [m[name][f"{key}@{k}"] for k in ks],
+                width=width,
+                color=_colour(name),
+                label=_label(name),
+            )
+        ax.set(
+            title=f"Expected {key} in the top K",
+            xlabel="K (items shown per query)",
+            ylabel=ylabel,
+            xticks=x,
+            xticklabels=[str(k) for k in ks],
+        )
         ax.grid(axis="y", alpha=0.3)
         ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     axes[0].legend(fontsize=8)
     k0 = ks[0]
-    parts.append(_figure(
-        fig, f"What each ranking would earn per 1,000 searches: at K={k0} the model gets "
-             f"{m['model'][f'clicks_share_of_oracle@{k0}']:.0%} of the achievable clicks and "
-             f"{m['model'][f'revenue_share_of_oracle@{k0}']:.0%} of the achievable revenue, against "
-             + (f"{m['popularity'][f'revenue_share_of_oracle@{k0}']:.0%} for popularity and "
-                if "popularity" in m else "")
-             + (f"{m['random'][f'revenue_share_of_oracle@{k0}']:.0%} for a random ranking." if "random" in m
-                else "nothing else.")))
+    parts.append(
+        _figure(
+            fig,
+            f"What each ranking would earn per 1,000 searches: at K={k0} the model gets "
+            f"{m['model'][f'clicks_share_of_oracle@{k0}']:.0%} of the achievable clicks and "
+            f"{m['model'][f'revenue_share_of_oracle@{k0}']:.0%} of the achievable revenue, against "
+            + (
+                f"{m['popularity'][f'revenue_share_of_oracle@{k0}']:.0%} for popularity and "
+                if "popularity" in m
+                else ""
+            )
+            + (
+                f"{m['random'][f'revenue_share_of_oracle@{k0}']:.0%} for a random ranking."
+                if "random" in m
+                else "nothing else."
+            ),
+        )
+    )
     return "".join(parts)
 
 
@@ -309,8 +445,15 @@ def _summary_rows(result: EvaluationResult) -> list:
             return
         model, oracle = s["model"].get(key), s.get("oracle", {}).get(key)
         base = s.get(baseline, {}).get(key)
-        rows.append([label, model, base if base is not None else "-", _label(baseline) if base is not None else "",
-                     oracle if oracle is not None else "-"])
+        rows.append(
+            [
+                label,
+                model,
+                base if base is not None else "-",
+                _label(baseline) if base is not None else "",
+                oracle if oracle is not None else "-",
+            ]
+        )
 
     add("CTR AUC (higher is better)", "ctr", "auc", "popularity")
     add("CTR expected calibration error (lower is better)", "ctr", "ece", "popularity")
@@ -323,9 +466,15 @@ def _summary_rows(result: EvaluationResult) -> list:
         k0 = b["ks"][0]
         base = "popularity" if "popularity" in b else "random"
         for key, oracle in (("clicks", "oracle_clicks"), ("revenue", "oracle_revenue")):
-            rows.append([f"Expected {key}@{k0} per 1,000 queries", b["model"][f"{key}@{k0}"],
-                         b.get(base, {}).get(f"{key}@{k0}", "-"), _label(base) if base in b else "",
-                         b[oracle][f"{key}@{k0}"]])
+            rows.append(
+                [
+                    f"Expected {key}@{k0} per 1,000 queries",
+                    b["model"][f"{key}@{k0}"],
+                    b.get(base, {}).get(f"{key}@{k0}", "-"),
+                    _label(base) if base in b else "",
+                    b[oracle][f"{key}@{k0}"],
+                ]
+            )
     return rows
 
 
@@ -335,19 +484,29 @@ def render_report(result: EvaluationResult, title: str = "tfrec evaluation repor
     context = {k: v for k, v in result.context.items() if k != "currency"}
     context.setdefault("generated", datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
     header = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in context.items())
-    body = [f"<h1>{html.escape(title)}</h1>", f"<dl>{header}</dl>",
-            '<h2 id="summary">Summary</h2>',
-            ('<p class="note">The headline numbers; each section below explains its metrics and shows the curves. '
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<dl>{header}</dl>",
+        '<h2 id="summary">Summary</h2>',
+        (
+            '<p class="note">The headline numbers; each section below explains its metrics and shows the curves. '
             "The oracle scores with the true probabilities and values where the data has them (the best "
-            "achievable).</p>"),
-            _table(["metric", "model", "baseline", "baseline is", "oracle"], _summary_rows(result))]
-    renderers = {"ctr": lambda: _ctr_section(result), "value": lambda: _value_section(result, currency),
-                 "retrieval": lambda: _retrieval_section(result),
-                 "business": lambda: _business_section(result, currency)}
+            "achievable).</p>"
+        ),
+        _table(["metric", "model", "baseline", "baseline is", "oracle"], _summary_rows(result)),
+    ]
+    renderers = {
+        "ctr": lambda: _ctr_section(result),
+        "value": lambda: _value_section(result, currency),
+        "retrieval": lambda: _retrieval_section(result),
+        "business": lambda: _business_section(result, currency),
+    }
     for key, heading in SECTIONS.items():
         body.append(f'<section id="{key}"><h2>{html.escape(heading)}</h2>{renderers[key]()}</section>')
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+    )
 
 
 def write_report(result: EvaluationResult, path, title: str = "tfrec evaluation report") -> str:

@@ -56,8 +56,10 @@ def ctr_scores(model, train_df: pd.DataFrame, test_df: pd.DataFrame) -> dict[str
     by_item = train_df.groupby("item_id").click.agg(["sum", "count"])
     item_ctr = (by_item["sum"] + 20 * global_ctr) / (by_item["count"] + 20)
     pos_ratio = train_df.groupby("position").click.mean() / global_ctr
-    baseline = (test_df.item_id.map(item_ctr).fillna(global_ctr).to_numpy()
-                * test_df.position.map(pos_ratio).fillna(1.0).to_numpy())
+    baseline = (
+        test_df.item_id.map(item_ctr).fillna(global_ctr).to_numpy()
+        * test_df.position.map(pos_ratio).fillna(1.0).to_numpy()
+    )
     return {"model": out["ctr"], "oracle": test_df.true_ctr.to_numpy(), "popularity": baseline}
 
 
@@ -77,8 +79,16 @@ def session_queries(test_df, max_queries: int, seed: int = 0) -> pd.DataFrame:
     return sessions.sample(max_queries, random_state=seed) if len(sessions) > max_queries else sessions
 
 
-def retrieval_ranks(model, sim: SimulatedData, train_df, test_df, max_queries: int, seed: int = 0,
-                    query_embeddings=None, item_embeddings=None) -> dict[str, np.ndarray]:
+def retrieval_ranks(
+    model,
+    sim: SimulatedData,
+    train_df,
+    test_df,
+    max_queries: int,
+    seed: int = 0,
+    query_embeddings=None,
+    item_embeddings=None,
+) -> dict[str, np.ndarray]:
     """Rank of each clicked test item (up to `max_queries` distinct session-item pairs) in the whole catalog.
 
     `query_embeddings` (of `clicked_queries(...)`'s rows) and `item_embeddings`
@@ -112,13 +122,25 @@ def value_scores(model, sim: SimulatedData, value_holdout=None) -> tuple[np.ndar
     train_users = users[~held] if (~held).any() else users
     seg_mean = train_users.groupby("user_segment").future_value.mean()
     baseline = test_users.user_segment.map(seg_mean).fillna(train_users.future_value.mean()).to_numpy()
-    scores = {"model": predict_user_value(model, test_users)["user_value"],
-              "oracle": test_users.true_expected_value.to_numpy(), "segment_mean": baseline}
+    scores = {
+        "model": predict_user_value(model, test_users)["user_value"],
+        "oracle": test_users.true_expected_value.to_numpy(),
+        "segment_mean": baseline,
+    }
     return test_users.future_value.to_numpy(), scores
 
 
-def business_evaluation(model, sim: SimulatedData, train_df, test_df, ks, max_queries: int,
-                        seed: int = 0, query_embeddings=None, item_embeddings=None) -> dict:
+def business_evaluation(
+    model,
+    sim: SimulatedData,
+    train_df,
+    test_df,
+    ks,
+    max_queries: int,
+    seed: int = 0,
+    query_embeddings=None,
+    item_embeddings=None,
+) -> dict:
     """Expected clicks and revenue@K per 1,000 test queries: model, popularity, random, oracles.
 
     Each sampled test session is one query; its whole catalog is ranked and
@@ -144,14 +166,24 @@ def business_evaluation(model, sim: SimulatedData, train_df, test_df, ks, max_qu
     result = business.business_value(attractiveness, catalog.item_price.to_numpy(), rankings, ks, exam)
     result["queries"] = len(sessions)
     result["ks"] = ks
-    result["examination"] = (f"P(position p seen) = p ** -{sim.config.position_bias:g} (the simulator's "
-                             "examination curve, continued past its slate of "
-                             f"{sim.config.slate_size})")
+    result["examination"] = (
+        f"P(position p seen) = p ** -{sim.config.position_bias:g} (the simulator's "
+        "examination curve, continued past its slate of "
+        f"{sim.config.slate_size})"
+    )
     return result
 
 
-def evaluate_simulated(model, sim: SimulatedData, split, ks, max_queries: int = 5000, value_holdout=None,
-                       seed: int = 0, context: dict | None = None) -> EvaluationResult:
+def evaluate_simulated(
+    model,
+    sim: SimulatedData,
+    split,
+    ks,
+    max_queries: int = 5000,
+    value_holdout=None,
+    seed: int = 0,
+    context: dict | None = None,
+) -> EvaluationResult:
     """Every section of the evaluation on the test split of simulator data.
 
     Args:
@@ -173,19 +205,20 @@ def evaluate_simulated(model, sim: SimulatedData, split, ks, max_queries: int = 
     clicked, sessions = clicked_queries(test_df, max_queries, seed), session_queries(test_df, max_queries, seed)
     q = encode_queries(model, pd.concat([clicked, sessions]))
     items = encode_items(model, sim.items)
-    ranks = retrieval_ranks(model, sim, train_df, test_df, max_queries, seed, q[:len(clicked)], items)
+    ranks = retrieval_ranks(model, sim, train_df, test_df, max_queries, seed, q[: len(clicked)], items)
     y_value, value = value_scores(model, sim, value_holdout)
     metrics = {
         "ctr": ctr_metrics(y_ctr, ctr),
         "retrieval": {**ranking_metrics(ranks, ks), "queries": len(ranks["model"])},
         "value": {**value_metrics(y_value, value), "users": len(y_value)},
-        "business": business_evaluation(model, sim, train_df, test_df, ks, max_queries, seed,
-                                        q[len(clicked):], items),
+        "business": business_evaluation(model, sim, train_df, test_df, ks, max_queries, seed, q[len(clicked) :], items),
     }
     cfg = sim.config
     info = {
-        "data": (f"simulator (seed {cfg.seed}): {cfg.num_users:,} users, {cfg.num_items:,} items, "
-                 f"{cfg.num_sessions:,} sessions x {cfg.slate_size} slots"),
+        "data": (
+            f"simulator (seed {cfg.seed}): {cfg.num_users:,} users, {cfg.num_items:,} items, "
+            f"{cfg.num_sessions:,} sessions x {cfg.slate_size} slots"
+        ),
         "test split": f"{len(test_df):,} impressions from {test_df.event_time.min()} on",
         "CTR baseline": "smoothed item CTR in training x the position's CTR ratio",
         "retrieval baseline": "items ranked by training clicks (popularity)",
@@ -193,5 +226,13 @@ def evaluate_simulated(model, sim: SimulatedData, split, ks, max_queries: int = 
         "oracle": "the simulator's true click probabilities and expected values (the best achievable)",
     }
     info.update(context or {})
-    return EvaluationResult(metrics=metrics, ks=ks, ctr_labels=y_ctr, ctr_predictions=ctr,
-                            retrieval_ranks=ranks, value_labels=y_value, value_predictions=value, context=info)
+    return EvaluationResult(
+        metrics=metrics,
+        ks=ks,
+        ctr_labels=y_ctr,
+        ctr_predictions=ctr,
+        retrieval_ranks=ranks,
+        value_labels=y_value,
+        value_predictions=value,
+        context=info,
+    )

@@ -72,19 +72,30 @@ def format_summary(metrics: dict, ks) -> str:
     val = metrics.get("value")
     if val:
         names, base = _scorers(val, "segment_mean")
-        for key, label in (("normalized_gini", "Value normalised Gini"), ("spearman", "Value Spearman"),
-                           ("spend_auc", "Value AUC(spends at all)"), ("decile_mape", "Value decile MAPE")):
+        for key, label in (
+            ("normalized_gini", "Value normalised Gini"),
+            ("spearman", "Value Spearman"),
+            ("spend_auc", "Value AUC(spends at all)"),
+            ("decile_mape", "Value decile MAPE"),
+        ):
             lines.append(_row(label, _values(val, names, key), base.replace("_", " ")))
     bus = metrics.get("business")
     if bus:
         k = 10 if 10 in bus["ks"] else bus["ks"][0]
         lines.append(f"Business value per 1,000 queries, top {k} (oracle = ranked by the truth):")
-        for key, oracle, label in (("clicks", "oracle_clicks", f"Expected clicks@{k}"),
-                                   ("revenue", "oracle_revenue", f"Expected revenue@{k}")):
+        for key, oracle, label in (
+            ("clicks", "oracle_clicks", f"Expected clicks@{k}"),
+            ("revenue", "oracle_revenue", f"Expected revenue@{k}"),
+        ):
             share = bus["model"][f"{key}_share_of_oracle@{k}"]
-            lines.append(_row(label, [bus[n][f"{key}@{k}"] for n in ("model", oracle, "popularity")],
-                              f"popularity; random {bus['random'][f'{key}@{k}']:,.1f}; model gets {share:.0%} "
-                              "of the oracle's", fmt="{:>10,.1f}"))
+            lines.append(
+                _row(
+                    label,
+                    [bus[n][f"{key}@{k}"] for n in ("model", oracle, "popularity")],
+                    f"popularity; random {bus['random'][f'{key}@{k}']:,.1f}; model gets {share:.0%} of the oracle's",
+                    fmt="{:>10,.1f}",
+                )
+            )
     return "\n".join(lines)
 
 
@@ -104,8 +115,11 @@ def summary_lines(metrics: dict) -> list[str]:
 
     if "value" in metrics:
         v = metrics["value"]
-        table(f"user value ({v['customers']} customers)", v,
-              ["normalized_gini", "spearman", "decile_mape", "spend_auc", "mean_predicted"])
+        table(
+            f"user value ({v['customers']} customers)",
+            v,
+            ["normalized_gini", "spearman", "decile_mape", "spend_auc", "mean_predicted"],
+        )
     for part in ("search", "interactions"):
         if part not in metrics:
             continue

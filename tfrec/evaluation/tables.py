@@ -71,8 +71,9 @@ def _positive_mask(frame, schema):
     return frame[schema.relevance_label].to_numpy() >= low + 0.5 * (high - low)
 
 
-def evaluate_search(model, data: S.PreparedData, ks, max_queries, seed=0, min_query_rows=2,
-                    arrays: dict | None = None) -> dict:
+def evaluate_search(
+    model, data: S.PreparedData, ks, max_queries, seed=0, min_query_rows=2, arrays: dict | None = None
+) -> dict:
     """CTR / relevance, per-query NDCG and retrieval on the test queries, beside popularity.
 
     `arrays`, if given, receives the labels, predictions and ranks behind the metrics.
@@ -85,10 +86,9 @@ def evaluate_search(model, data: S.PreparedData, ks, max_queries, seed=0, min_qu
     if schema.position:
         # One pass: the rows at their logged positions (for CTR), then at the
         # top slot (P(click | seen), for ranking within the query).
-        both = predict_dataframe(model, pd.concat([test, test.assign(**{schema.position: 1.0})],
-                                                  ignore_index=True))
-        logged = {k: v[:len(test)] for k, v in both.items()}
-        at_top = {k: v[len(test):] for k, v in both.items()}
+        both = predict_dataframe(model, pd.concat([test, test.assign(**{schema.position: 1.0})], ignore_index=True))
+        logged = {k: v[: len(test)] for k, v in both.items()}
+        at_top = {k: v[len(test) :] for k, v in both.items()}
     else:
         logged = at_top = predict_dataframe(model, test)
     result = {"rows": len(test), "queries": int(test[S.QUERY_KEY_COLUMN].nunique())}
@@ -109,8 +109,12 @@ def evaluate_search(model, data: S.PreparedData, ks, max_queries, seed=0, min_qu
         good = y >= low + 0.5 * (high - low)
         result["relevance"] = {
             name: {"rmse": M.rmse(y, p), "auc": M.auc(good, p)}
-            for name, p in (("model", at_top["relevance"]), ("item_mean", base),
-                            ("global_mean", np.full(len(y), mean_rel)))}
+            for name, p in (
+                ("model", at_top["relevance"]),
+                ("item_mean", base),
+                ("global_mean", np.full(len(y), mean_rel)),
+            )
+        }
         scorers = {"model": at_top["relevance"], "item_mean": base}
         gains = y - low
     if schema.position:
@@ -169,7 +173,8 @@ def evaluate_transactions(model, data: S.PreparedData, arrays: dict | None = Non
     fit_on = pd.concat([data.train, data.valid], ignore_index=True)
     predictions = {
         "model": predict_user_value(model, test)["user_value"],
-        "calibration_scaled": test["monetary"].to_numpy() * data.info["horizon_days"]
+        "calibration_scaled": test["monetary"].to_numpy()
+        * data.info["horizon_days"]
         / test["observed_days"].to_numpy(),
         "rfm": RFMRegressor().fit(fit_on, fit_on[S.VALUE_COLUMN]).predict(test),
     }
@@ -183,8 +188,15 @@ def evaluate_transactions(model, data: S.PreparedData, arrays: dict | None = Non
     return result
 
 
-def evaluate_tables(model, data: S.PreparedData, ks, max_queries: int, seed: int = 0, min_query_rows: int = 2,
-                    context: dict | None = None) -> EvaluationResult:
+def evaluate_tables(
+    model,
+    data: S.PreparedData,
+    ks,
+    max_queries: int,
+    seed: int = 0,
+    min_query_rows: int = 2,
+    context: dict | None = None,
+) -> EvaluationResult:
     """The metrics of `data.shape`, model beside its baselines, and the arrays they are computed from.
 
     `result.metrics` is `{"search": ...}`, `{"interactions": ...}` or `{"value": ...}`.
@@ -199,11 +211,15 @@ def evaluate_tables(model, data: S.PreparedData, ks, max_queries: int, seed: int
         metrics = {"value": evaluate_transactions(model, data, arrays)}
     ctr, value = arrays.get("ctr"), arrays.get("value")
     return EvaluationResult(
-        metrics=metrics, ks=ks,
-        ctr_labels=None if ctr is None else ctr[0], ctr_predictions=None if ctr is None else ctr[1],
+        metrics=metrics,
+        ks=ks,
+        ctr_labels=None if ctr is None else ctr[0],
+        ctr_predictions=None if ctr is None else ctr[1],
         retrieval_ranks=arrays.get("ranks"),
-        value_labels=None if value is None else value[0], value_predictions=None if value is None else value[1],
-        context=dict(context or {}))
+        value_labels=None if value is None else value[0],
+        value_predictions=None if value is None else value[1],
+        context=dict(context or {}),
+    )
 
 
 def report_view(result: EvaluationResult) -> EvaluationResult:

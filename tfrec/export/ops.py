@@ -24,19 +24,21 @@ import os
 import re
 
 # TF Text ops bundled with TF Serving since 2.10.
-TF_SERVING_TEXT_OPS = frozenset({
-    "CaseFoldUTF8",
-    "NormalizeUTF8",
-    "NormalizeUTF8WithOffsets",
-    "RegexSplitWithOffsets",
-    "FastWordpieceTokenizeWithOffsets",
-    "WordpieceTokenizeWithOffsets",
-    "WhitespaceTokenizeWithOffsets",
-    "WhitespaceTokenizeWithOffsetsV2",
-    "UnicodeScriptTokenizeWithOffsets",
-    "SplitMergeTokenizeWithOffsets",
-    "ConstrainedSequence",
-})
+TF_SERVING_TEXT_OPS = frozenset(
+    {
+        "CaseFoldUTF8",
+        "NormalizeUTF8",
+        "NormalizeUTF8WithOffsets",
+        "RegexSplitWithOffsets",
+        "FastWordpieceTokenizeWithOffsets",
+        "WordpieceTokenizeWithOffsets",
+        "WhitespaceTokenizeWithOffsets",
+        "WhitespaceTokenizeWithOffsetsV2",
+        "UnicodeScriptTokenizeWithOffsets",
+        "SplitMergeTokenizeWithOffsets",
+        "ConstrainedSequence",
+    }
+)
 
 
 def version_numbers(model_dir, complete: bool = False) -> list[int]:
@@ -46,8 +48,11 @@ def version_numbers(model_dir, complete: bool = False) -> list[int]:
     """
     if not os.path.isdir(model_dir):
         return []
-    return sorted(int(d) for d in os.listdir(model_dir) if re.fullmatch(r"\d+", d)
-                  and (not complete or os.path.exists(os.path.join(model_dir, d, "saved_model.pb"))))
+    return sorted(
+        int(d)
+        for d in os.listdir(model_dir)
+        if re.fullmatch(r"\d+", d) and (not complete or os.path.exists(os.path.join(model_dir, d, "saved_model.pb")))
+    )
 
 
 def read_saved_model(path):

@@ -80,7 +80,8 @@ class BruteForceIndex:
         where = tf.where(excluded >= 0)  # [M, 2]: (row, column of excluded)
         cells = tf.stack([where[:, 0], tf.gather_nd(excluded, where)], axis=1)
         scores = tf.tensor_scatter_nd_update(
-            scores, cells, tf.fill([tf.shape(cells)[0]], tf.constant(-np.inf, scores.dtype)))
+            scores, cells, tf.fill([tf.shape(cells)[0]], tf.constant(-np.inf, scores.dtype))
+        )
         top = tf.math.top_k(scores, k=width)
         return top.values, top.indices
 
@@ -93,8 +94,10 @@ def spherical_kmeans(embeddings, clusters, iterations=10, seed=0, chunk=65536):
     centroids = tf.gather(x, rng.choice(n, clusters, replace=False))
     assign = None
     for _ in range(iterations):
-        parts = [tf.argmax(tf.matmul(x[i:i + chunk], centroids, transpose_b=True), axis=1, output_type=tf.int32)
-                 for i in range(0, n, chunk)]
+        parts = [
+            tf.argmax(tf.matmul(x[i : i + chunk], centroids, transpose_b=True), axis=1, output_type=tf.int32)
+            for i in range(0, n, chunk)
+        ]
         assign = tf.concat(parts, axis=0)
         sums = tf.math.unsorted_segment_sum(x, assign, clusters)
         counts = tf.math.unsorted_segment_sum(tf.ones([n]), assign, clusters)
@@ -103,8 +106,10 @@ def spherical_kmeans(embeddings, clusters, iterations=10, seed=0, chunk=65536):
         restart = tf.gather(x, rng.choice(n, clusters))
         sums = tf.where(empty[:, None], restart, sums)
         centroids = tf.math.l2_normalize(sums, axis=1)
-    parts = [tf.argmax(tf.matmul(x[i:i + chunk], centroids, transpose_b=True), axis=1, output_type=tf.int32)
-             for i in range(0, n, chunk)]
+    parts = [
+        tf.argmax(tf.matmul(x[i : i + chunk], centroids, transpose_b=True), axis=1, output_type=tf.int32)
+        for i in range(0, n, chunk)
+    ]
     assign = tf.concat(parts, axis=0)
     return centroids.numpy(), assign.numpy()
 
@@ -143,8 +148,9 @@ class PartitionedIndex:
         holder.index_centroids = tf.Variable(self.centroids, trainable=False, name="index_centroids")
         holder.index_order = tf.Variable(self.order, trainable=False, name="index_order")
         holder.index_offsets = tf.Variable(self.offsets, trainable=False, name="index_offsets")
-        holder.catalog_embeddings = tf.Variable(self.sorted_embeddings, trainable=False,
-                                                name="catalog_embeddings_by_partition")
+        holder.catalog_embeddings = tf.Variable(
+            self.sorted_embeddings, trainable=False, name="catalog_embeddings_by_partition"
+        )
         self._holder = holder
         return self
 
@@ -152,8 +158,13 @@ class PartitionedIndex:
         return int(self.centroids.nbytes + self.order.nbytes + self.offsets.nbytes + self.sorted_embeddings.nbytes)
 
     def describe(self):
-        return {"kind": self.kind, "items": self.num_items, "clusters": self.clusters, "probe": self.probe,
-                "largest_cluster": self.largest_cluster}
+        return {
+            "kind": self.kind,
+            "items": self.num_items,
+            "clusters": self.clusters,
+            "probe": self.probe,
+            "largest_cluster": self.largest_cluster,
+        }
 
     def top_k(self, query, excluded, width, probe=None):
         h = self._holder
@@ -171,7 +182,8 @@ class PartitionedIndex:
         scores = tf.reduce_sum(candidates * tf.gather(query, row_of), axis=1)
         items = tf.gather(h.index_order, flat)
         scores = tf.RaggedTensor.from_row_lengths(scores, row_lengths).to_tensor(
-            default_value=tf.constant(-np.inf, scores.dtype))
+            default_value=tf.constant(-np.inf, scores.dtype)
+        )
         items = tf.RaggedTensor.from_row_lengths(items, row_lengths).to_tensor(default_value=-1)
         # At least `width` columns, so top_k has enough (padding scores -inf).
         pad = tf.maximum(width - tf.shape(scores)[1], 0)

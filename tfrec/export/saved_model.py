@@ -7,11 +7,11 @@ a `[batch, n]` string matrix for the user history, padded with ""):
 
 | signature | inputs | outputs |
 | --- | --- | --- |
-| `serving_default` = `score` | user and item features | `ctr`, `score`, `user_value`, `value_probability` (ZILN), `relevance` (if trained) |
+| `serving_default` = `score` | user and item features | `score`; `ctr`, `relevance`, `user_value` where trained |
 | `encode_query` | user features (query text included) | `query_embedding` |
 | `encode_item` | item features | `item_embedding` |
-| `retrieve` | user features, `k` int32 `[batch]`, `exclude_item_ids` string `[batch, n]` | `item_ids` string `[batch, K]`, `scores` float32 `[batch, K]` |
-| `user_value` | user features | `user_value`, `value_probability` (ZILN) |
+| `retrieve` | user features, `k` int32 `[B]`, `exclude_item_ids` string `[B, n]` | `item_ids` `[B, K]`, `scores` |
+| `user_value` (with a value task) | user features | `user_value`, `value_probability` (ZILN) |
 
 `retrieve` scores the catalog embedded at export time by brute force in the
 graph, drops excluded ids (send `[[""]]` to exclude nothing) and returns the
@@ -86,8 +86,7 @@ class ServingCatalog(keras.layers.Layer):
         catalog_ids = [str(i) for i in catalog_ids]
         self.catalog_ids = tf.Variable(tf.constant(catalog_ids, tf.string), trainable=False, name="catalog_ids")
         self.catalog_index = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(catalog_ids),
-                                                tf.range(len(catalog_ids), dtype=tf.int64)),
+            tf.lookup.KeyValueTensorInitializer(tf.constant(catalog_ids), tf.range(len(catalog_ids), dtype=tf.int64)),
             default_value=-1,
         )
         self.built = True
@@ -107,8 +106,18 @@ def serving_specs(schema) -> dict[str, dict[str, tf.TensorSpec]]:
 
 def _package_versions():
     out = {}
-    for pkg in ("tfrec", "tensorflow", "keras", "keras-hub", "keras-nlp", "keras-rs", "tensorflow-text",
-                "tensorflow-serving-api", "numpy", "pandas"):
+    for pkg in (
+        "tfrec",
+        "tensorflow",
+        "keras",
+        "keras-hub",
+        "keras-nlp",
+        "keras-rs",
+        "tensorflow-text",
+        "tensorflow-serving-api",
+        "numpy",
+        "pandas",
+    ):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -174,8 +183,11 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, inde
         }
 
     both = {**user_spec, **item_spec}
-    retrieve_spec = {**user_spec, "k": tf.TensorSpec([None], tf.int32, name="k"),
-                     "exclude_item_ids": tf.TensorSpec([None, None], tf.string, name="exclude_item_ids")}
+    retrieve_spec = {
+        **user_spec,
+        "k": tf.TensorSpec([None], tf.int32, name="k"),
+        "exclude_item_ids": tf.TensorSpec([None, None], tf.string, name="exclude_item_ids"),
+    }
     endpoints = {
         "score": (score, both),
         "encode_query": (encode_query, user_spec),
@@ -196,8 +208,14 @@ def example_inputs(model, examples: pd.DataFrame, k=10) -> dict[str, dict[str, n
     retrieve["k"] = np.full(n, k, np.int32)
     retrieve["exclude_item_ids"] = np.full((n, 1), "", dtype=object)
     both = {**user, **item}
-    return {"score": both, "serving_default": both, "encode_query": user, "encode_item": item,
-            "retrieve": retrieve, "user_value": user}
+    return {
+        "score": both,
+        "serving_default": both,
+        "encode_query": user,
+        "encode_item": item,
+        "retrieve": retrieve,
+        "user_value": user,
+    }
 
 
 def write_warmup_requests(path, model_name, inputs_by_signature, max_records=1000):
@@ -210,7 +228,8 @@ def write_warmup_requests(path, model_name, inputs_by_signature, max_records=100
             if count >= max_records:
                 break
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
+            )
             for name, value in inputs.items():
                 value = np.asarray(value)
                 if value.dtype == object:
@@ -294,15 +313,17 @@ def export_model(
         archive.track(layer)
     for name, (fn, spec) in endpoints.items():
         archive.add_endpoint(name, tf.function(fn), input_signature=[spec])
-    archive.add_endpoint("serving_default", tf.function(endpoints["score"][0]),
-                         input_signature=[endpoints["score"][1]])
+    archive.add_endpoint("serving_default", tf.function(endpoints["score"][0]), input_signature=[endpoints["score"][1]])
     try:
         archive.write_out(staging, verbose=False)
         extra = os.path.join(staging, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         warm = examples if examples is not None else None
-        inputs = example_inputs(model, warm.head(8)) if warm is not None else {
-            "encode_item": features_of(catalog.head(8), schema, schema.item_feature_names)}
+        inputs = (
+            example_inputs(model, warm.head(8))
+            if warm is not None
+            else {"encode_item": features_of(catalog.head(8), schema, schema.item_feature_names)}
+        )
         n_warm = write_warmup_requests(os.path.join(extra, WARMUP_FILE), model_name, inputs)
         manifest = {
             "model_name": model_name,
@@ -336,9 +357,11 @@ def export_model(
 
     tf.saved_model.load(final)
     load_seconds = time.time() - t1
-    result = ExportResult(final, version, _dir_size(final), export_seconds, load_seconds,
-                          signature_names(model))
+    result = ExportResult(final, version, _dir_size(final), export_seconds, load_seconds, signature_names(model))
     if verbose:
-        print(f"exported {final}: {result.size_bytes / 1e6:.1f} MB in {export_seconds:.1f}s; "
-              f"cold load {load_seconds:.1f}s; signatures {', '.join(signature_names(model))}", flush=True)
+        print(
+            f"exported {final}: {result.size_bytes / 1e6:.1f} MB in {export_seconds:.1f}s; "
+            f"cold load {load_seconds:.1f}s; signatures {', '.join(signature_names(model))}",
+            flush=True,
+        )
     return result

@@ -61,8 +61,12 @@ def run(config: JobConfig, held_out_fraction: float = 0.15, k: int = 50) -> dict
         t = time.time()
         model, _ = train(cfg, schema, train_df, valid_df)
         ranks = M.ranks_of_targets(encode_queries(model, test), encode_items(model, catalog), target)
-        result[name] = {f"recall@{k}": M.recall_at_k(ranks, k), "recall@10": M.recall_at_k(ranks, 10),
-                        "mrr": M.mrr(ranks), "train_seconds": time.time() - t}
+        result[name] = {
+            f"recall@{k}": M.recall_at_k(ranks, k),
+            "recall@10": M.recall_at_k(ranks, 10),
+            "mrr": M.mrr(ranks),
+            "train_seconds": time.time() - t,
+        }
         _log(f"{name}: recall@{k} {result[name][f'recall@{k}']:.4f} on never-seen items")
     base = max(result["id_only"][f"recall@{k}"], 1e-9)
     result["ratio"] = result["text"][f"recall@{k}"] / base

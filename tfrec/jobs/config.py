@@ -103,18 +103,33 @@ class TrainingConfig:
     verbose: int = 2
 
     def __post_init__(self):
-        check_config(self, "training", choices={
-            "strategy": _check_strategy,
-            "lr_schedule": ("constant", "cosine"),
-            "mixed_precision": ("off", "mixed_bfloat16", "mixed_float16"),
-            "verbose": (0, 1, 2),
-        }, ranges={
-            "epochs": ">= 1", "batch_size": ">= 2",  # in-batch negatives need a second row
-            "learning_rate": "> 0", "weight_decay": ">= 0", "clipnorm": "> 0", "early_stopping_patience": ">= 0",
-            "value_holdout_fraction": "[0, 1)", "warmup_steps": ">= 0", "min_learning_rate_ratio": "[0, 1]",
-            "backbone_learning_rate_multiplier": "(0, 10]", "checkpoint_every_steps": ">= 0",
-            "keep_checkpoints": ">= 1", "log_every_steps": ">= 1", "shuffle_buffer": ">= 1", "seed": ">= 0",
-        })
+        check_config(
+            self,
+            "training",
+            choices={
+                "strategy": _check_strategy,
+                "lr_schedule": ("constant", "cosine"),
+                "mixed_precision": ("off", "mixed_bfloat16", "mixed_float16"),
+                "verbose": (0, 1, 2),
+            },
+            ranges={
+                "epochs": ">= 1",
+                "batch_size": ">= 2",  # in-batch negatives need a second row
+                "learning_rate": "> 0",
+                "weight_decay": ">= 0",
+                "clipnorm": "> 0",
+                "early_stopping_patience": ">= 0",
+                "value_holdout_fraction": "[0, 1)",
+                "warmup_steps": ">= 0",
+                "min_learning_rate_ratio": "[0, 1]",
+                "backbone_learning_rate_multiplier": "(0, 10]",
+                "checkpoint_every_steps": ">= 0",
+                "keep_checkpoints": ">= 1",
+                "log_every_steps": ">= 1",
+                "shuffle_buffer": ">= 1",
+                "seed": ">= 0",
+            },
+        )
         if self.monitor != "val_loss" and not (self.monitor.startswith("val_") and self.monitor.endswith("_loss")):
             raise ValueError(f"training.monitor: unknown {self.monitor!r}; one of 'val_loss' or 'val_<task>_loss'")
 
@@ -274,15 +289,24 @@ class DataConfig:
             self.paths = [] if self.paths is None else [self.paths]
         if self.schema is not None and not isinstance(self.schema, (str, dict)):
             raise ValueError(f"data.schema: expected a YAML path or a mapping, got {type(self.schema).__name__}")
-        check_config(self, "data", choices={
-            "source": DATA_SOURCES,
-            "format": FORMATS,
-            "shape": DATA_SHAPES,
-            "split_by": ("auto", "time", "query"),
-        }, ranges={
-            "negatives_per_positive": ">= 0", "history_window_days": "> 0", "value_valid_fraction": "[0, 1)",
-            "value_training_windows": ">= 1", "min_query_rows": ">= 1", "seed": ">= 0",
-        })
+        check_config(
+            self,
+            "data",
+            choices={
+                "source": DATA_SOURCES,
+                "format": FORMATS,
+                "shape": DATA_SHAPES,
+                "split_by": ("auto", "time", "query"),
+            },
+            ranges={
+                "negatives_per_positive": ">= 0",
+                "history_window_days": "> 0",
+                "value_valid_fraction": "[0, 1)",
+                "value_training_windows": ">= 1",
+                "min_query_rows": ">= 1",
+                "seed": ">= 0",
+            },
+        )
 
     def resolved_split_by(self) -> str:
         """The split `split_by: auto` stands for with this shape."""
@@ -318,13 +342,18 @@ class JobConfig:
     output_dir: str = "runs/quickstart"
 
     def __post_init__(self):
-        for name, cls in (("simulator", SimulatorConfig), ("model", ModelConfig), ("training", TrainingConfig),
-                          ("evaluation", EvaluationConfig), ("export", ExportConfig), ("data", DataConfig)):
+        for name, cls in (
+            ("simulator", SimulatorConfig),
+            ("model", ModelConfig),
+            ("training", TrainingConfig),
+            ("evaluation", EvaluationConfig),
+            ("export", ExportConfig),
+            ("data", DataConfig),
+        ):
             if isinstance(getattr(self, name), dict) or getattr(self, name) is None:
                 setattr(self, name, from_dict(cls, getattr(self, name), name))
         check_config(self, "config", ranges={"valid_fraction": "[0, 1)", "test_fraction": "[0, 1)"})
-        check_range("config.valid_fraction + config.test_fraction", self.valid_fraction + self.test_fraction,
-                    "[0, 1)")
+        check_range("config.valid_fraction + config.test_fraction", self.valid_fraction + self.test_fraction, "[0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

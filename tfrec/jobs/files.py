@@ -59,8 +59,10 @@ def model_config_for(config: JobConfig, shape: str) -> JobConfig:
     if model.loss_weights["value"] <= 0:
         raise ValueError("model.loss_weights.value must be > 0 for data.shape 'transactions'")
     if model.value_detach_profile:
-        _log("transactions: one row per customer, so the value head trains the user profile "
-             "(model.value_detach_profile set to false)")
+        _log(
+            "transactions: one row per customer, so the value head trains the user profile "
+            "(model.value_detach_profile set to false)"
+        )
         model.value_detach_profile = False
     return config
 
@@ -93,8 +95,9 @@ class FilesSource(Source):
         return resolved_config(config)
 
     def load(self, config):
-        prepared, tables = load_data(config.data, valid_fraction=config.valid_fraction,
-                                     test_fraction=config.test_fraction)
+        prepared, tables = load_data(
+            config.data, valid_fraction=config.valid_fraction, test_fraction=config.test_fraction
+        )
         return FilesData(prepared, tables)
 
     def read(self, config, out_dir):
@@ -103,8 +106,10 @@ class FilesSource(Source):
         _log(f"read {len(tables.files)} file(s): " + tables.accounting.summary().replace("\n", "; "))
         if len(tables.rejected) and out_dir is not None:
             tables.rejected.to_parquet(os.path.join(out_dir, "rejected.parquet"), index=False)
-        _log(f"{prepared.shape}: split {prepared.sizes()} "
-             f"{({k: v for k, v in prepared.info.items() if k != 'user_id'})}")
+        _log(
+            f"{prepared.shape}: split {prepared.sizes()} "
+            f"{ ({k: v for k, v in prepared.info.items() if k != 'user_id'}) }"
+        )
         return data
 
     def train_config(self, config, data):
@@ -116,20 +121,39 @@ class FilesSource(Source):
     def evaluate(self, model, data, config) -> EvaluationResult:
         tables, prepared = data.tables, data.prepared
         accounting = tables.accounting
-        context = {"data": ", ".join(tables.files), "shape": prepared.shape, "split": prepared.sizes(),
-                   "rows": f"{accounting.rows_read:,} read, {accounting.rows_used:,} used, "
-                           f"{accounting.rows_rejected:,} rejected"}
-        return evaluate_tables(model, prepared, config.evaluation.ks, config.evaluation.max_queries,
-                               seed=config.data.seed, min_query_rows=config.data.min_query_rows, context=context)
+        context = {
+            "data": ", ".join(tables.files),
+            "shape": prepared.shape,
+            "split": prepared.sizes(),
+            "rows": f"{accounting.rows_read:,} read, {accounting.rows_used:,} used, "
+            f"{accounting.rows_rejected:,} rejected",
+        }
+        return evaluate_tables(
+            model,
+            prepared,
+            config.evaluation.ks,
+            config.evaluation.max_queries,
+            seed=config.data.seed,
+            min_query_rows=config.data.min_query_rows,
+            context=context,
+        )
 
     def run_metrics(self, data) -> dict:
         prepared, tables = data.prepared, data.tables
-        return {"shape": prepared.shape, "rows": tables.accounting.to_dict(), "split": prepared.sizes(),
-                "split_info": prepared.info, "files": tables.files}
+        return {
+            "shape": prepared.shape,
+            "rows": tables.accounting.to_dict(),
+            "split": prepared.sizes(),
+            "split_info": prepared.info,
+            "files": tables.files,
+        }
 
     def _report(self, result, data, directory):
-        path = write_report(report_view(result), os.path.join(directory, "report.html"),
-                            title=f"tfrec evaluation: {data.prepared.shape} data")
+        path = write_report(
+            report_view(result),
+            os.path.join(directory, "report.html"),
+            title=f"tfrec evaluation: {data.prepared.shape} data",
+        )
         _log(f"wrote {path}")
 
     def finish(self, model, data, result, metrics, config, out_dir):

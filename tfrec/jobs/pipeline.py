@@ -100,8 +100,7 @@ def train(config, schema, train_df, valid_df, run_dir=None):
 
 def history_dict(history) -> dict:
     """`{metric: [per epoch]}` of a training history, JSON-able (None where an epoch has no value)."""
-    return {k: [None if v is None else float(v) for v in vals]
-            for k, vals in getattr(history, "history", {}).items()}
+    return {k: [None if v is None else float(v) for v in vals] for k, vals in getattr(history, "history", {}).items()}
 
 
 def run_pipeline(source: Source, config) -> dict:
@@ -117,8 +116,7 @@ def run_pipeline(source: Source, config) -> dict:
         config.to_yaml(os.path.join(out_dir, "config.yaml"))
     data = source.read(config, out_dir if chief else None)
     t_train = time.time()
-    model, history = train(source.train_config(config, data), data.schema, data.train, data.valid,
-                           run_dir=out_dir)
+    model, history = train(source.train_config(config, data), data.schema, data.train, data.valid, run_dir=out_dir)
     train_seconds = time.time() - t_train
     if model is None:
         log("training done on this non-chief worker; the chief evaluates and writes the run directory")
@@ -128,8 +126,12 @@ def run_pipeline(source: Source, config) -> dict:
         model.save(model_path)
     source.log_trained(data, history, train_seconds, model_path)
     result = source.evaluate(model, data, config)
-    metrics = {**result.metrics, **source.run_metrics(data), "train_seconds": train_seconds,
-               "history": history_dict(history)}
+    metrics = {
+        **result.metrics,
+        **source.run_metrics(data),
+        "train_seconds": train_seconds,
+        "history": history_dict(history),
+    }
     source.add_metrics(metrics, config)
     write_metrics(metrics, out_dir)
     source.finish(model, data, result, metrics, config, out_dir)

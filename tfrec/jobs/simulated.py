@@ -67,8 +67,7 @@ def targets(metrics, ks):
     return {
         "ctr_auc_within_0.03_of_oracle": ctr["oracle"]["auc"] - ctr["model"]["auc"] <= 0.03,
         f"recall@{k}_at_least_2x_popularity": ret["model"][f"recall@{k}"] >= 2 * ret["popularity"][f"recall@{k}"],
-        "value_gini_at_least_0.8_of_oracle":
-            val["model"]["normalized_gini"] >= 0.8 * val["oracle"]["normalized_gini"],
+        "value_gini_at_least_0.8_of_oracle": val["model"]["normalized_gini"] >= 0.8 * val["oracle"]["normalized_gini"],
     }
 
 
@@ -93,8 +92,9 @@ def serve_and_query(model, base_dir, model_name, test_df, sim, num_queries=3, k=
                     print(f"    {hit['rank']}. {titles.get(hit.item_id, hit.item_id)}  ({hit.score:.3f}){mark}")
             sample = test_df.head(256)
             served = client.predict("score", example_inputs(model, sample)["score"])
-            local = predict_dataframe(model, sample.drop(columns=[model.schema.position]
-                                                         if model.schema.position else []))
+            local = predict_dataframe(
+                model, sample.drop(columns=[model.schema.position] if model.schema.position else [])
+            )
             diff = max(float(np.abs(served[key] - local[key]).max()) for key in ("ctr", "score", "user_value"))
             _log(f"served score on {len(sample)} rows matches the in-process model: max |diff| {diff:.2e}")
             return {"port": server.port, "version": int(max(server.servables)), "max_abs_diff": diff}
@@ -107,8 +107,10 @@ class SimulatorSource(Source):
 
     def read(self, config, out_dir):
         sc = config.simulator
-        _log(f"simulating {sc.num_sessions} sessions x {sc.slate_size} slots, "
-             f"{sc.num_users} users, {sc.num_items} items (seed {sc.seed})")
+        _log(
+            f"simulating {sc.num_sessions} sessions x {sc.slate_size} slots, "
+            f"{sc.num_users} users, {sc.num_items} items (seed {sc.seed})"
+        )
         data = self.load(config)
         _log("validated: " + data.accounting.summary().replace("\n", "; "))
         split = data.split
@@ -121,21 +123,30 @@ class SimulatorSource(Source):
         accounting = RowAccounting()
         report = validate(sim.impressions, schema)
         accounting.add(report)
-        split = time_split(report.valid, schema, valid_fraction=config.valid_fraction,
-                           test_fraction=config.test_fraction)
+        split = time_split(
+            report.valid, schema, valid_fraction=config.valid_fraction, test_fraction=config.test_fraction
+        )
         return SimulatorData(sim, split, accounting)
 
     def log_trained(self, data, history, train_seconds, model_path):
-        _log(f"trained {len(history.rows)} epoch(s) in {train_seconds:.0f}s "
-             f"({len(data.train) * len(history.rows) / train_seconds:.0f} examples/s)")
+        _log(
+            f"trained {len(history.rows)} epoch(s) in {train_seconds:.0f}s "
+            f"({len(data.train) * len(history.rows) / train_seconds:.0f} examples/s)"
+        )
         _log(f"saved {model_path} ({os.path.getsize(model_path) / 1e6:.1f} MB)")
 
     def evaluate(self, model, data, config) -> EvaluationResult:
         """Every evaluation section (CTR, user value, retrieval, business value), value on held-out users."""
         fraction = config.training.value_holdout_fraction
         held = holdout_mask(data.sim.users.user_id, fraction) if fraction > 0 else None
-        return evaluate_simulated(model, data.sim, data.split, ks=config.evaluation.ks,
-                                  max_queries=config.evaluation.max_queries, value_holdout=held)
+        return evaluate_simulated(
+            model,
+            data.sim,
+            data.split,
+            ks=config.evaluation.ks,
+            max_queries=config.evaluation.max_queries,
+            value_holdout=held,
+        )
 
     def run_metrics(self, data) -> dict:
         return {"rows": data.accounting.to_dict(), "split": data.split.sizes()}
@@ -147,8 +158,11 @@ class SimulatorSource(Source):
         print_summary(metrics, list(config.evaluation.ks))
         for name, ok in metrics["targets"].items():
             print(f"  target {name}: {'met' if ok else 'NOT met'}")
-        report_path = write_report(result, os.path.join(out_dir, "report.html"),
-                                   title=f"tfrec evaluation: {os.path.basename(os.path.normpath(out_dir))}")
+        report_path = write_report(
+            result,
+            os.path.join(out_dir, "report.html"),
+            title=f"tfrec evaluation: {os.path.basename(os.path.normpath(out_dir))}",
+        )
         _log(f"wrote the evaluation report {report_path}")
         # The catalog and a few rows travel with the run, for `tfrec export` and clients.
         data.sim.items.to_parquet(os.path.join(out_dir, "catalog.parquet"), index=False)
@@ -161,21 +175,40 @@ class SimulatorSource(Source):
 
         base_dir = config.export.base_dir or os.path.join(out_dir, "models")
         export = export_model(
-            model, base_dir, catalog=data.sim.items, model_name=config.export.model_name,
-            max_k=config.export.max_k, keep_versions=config.export.keep_versions,
-            examples=data.split.test.head(8), training_config=config.to_dict(),
-            metrics={k: metrics[k] for k in ("ctr", "retrieval", "value")}, verbose=False,
+            model,
+            base_dir,
+            catalog=data.sim.items,
+            model_name=config.export.model_name,
+            max_k=config.export.max_k,
+            keep_versions=config.export.keep_versions,
+            examples=data.split.test.head(8),
+            training_config=config.to_dict(),
+            metrics={k: metrics[k] for k in ("ctr", "retrieval", "value")},
+            verbose=False,
         )
-        _log(f"exported for TF Serving: {export.path} ({export.size_bytes / 1e6:.1f} MB, "
-             f"{export.export_seconds:.1f}s; cold load {export.load_seconds:.1f}s)")
+        _log(
+            f"exported for TF Serving: {export.path} ({export.size_bytes / 1e6:.1f} MB, "
+            f"{export.export_seconds:.1f}s; cold load {export.load_seconds:.1f}s)"
+        )
         metrics["serving"] = serve_and_query(model, base_dir, config.export.model_name, data.split.test, data.sim)
-        metrics["export"] = {"path": export.path, "version": export.version, "size_bytes": export.size_bytes,
-                             "export_seconds": export.export_seconds, "load_seconds": export.load_seconds}
+        metrics["export"] = {
+            "path": export.path,
+            "version": export.version,
+            "size_bytes": export.size_bytes,
+            "export_seconds": export.export_seconds,
+            "load_seconds": export.load_seconds,
+        }
         return export
 
     def results(self, model, metrics, data, config, export=None, evaluation=None) -> dict:
-        out = {"model": model, "metrics": metrics, "sim": data.sim, "split": data.split, "schema": data.schema,
-               "export": export}
+        out = {
+            "model": model,
+            "metrics": metrics,
+            "sim": data.sim,
+            "split": data.split,
+            "schema": data.schema,
+            "export": export,
+        }
         if model is not None:
             out["evaluation"] = evaluation
         return out

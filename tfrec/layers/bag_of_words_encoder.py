@@ -64,6 +64,12 @@ class BagOfWordsEncoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"vocabulary": self.vocabulary, "output_dim": self.output_dim,
-                       "max_words": self.max_words, "num_oov": self.num_oov})
+        config.update(
+            {
+                "vocabulary": self.vocabulary,
+                "output_dim": self.output_dim,
+                "max_words": self.max_words,
+                "num_oov": self.num_oov,
+            }
+        )
         return config

@@ -34,8 +34,16 @@ def _column(features, name):
 class _AttributeEncoder(keras.layers.Layer):
     """Shared machinery: categorical embeddings and numeric scaling."""
 
-    def __init__(self, categorical=None, numeric_columns=None, numeric_stats=None,
-                 embedding_dim=16, num_oov=8, seed=None, **kwargs):
+    def __init__(
+        self,
+        categorical=None,
+        numeric_columns=None,
+        numeric_stats=None,
+        embedding_dim=16,
+        num_oov=8,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.categorical = {k: list(v) for k, v in (categorical or {}).items()}
         self.numeric_columns = list(numeric_columns or [])
@@ -59,8 +67,9 @@ class _AttributeEncoder(keras.layers.Layer):
         self.built = True
 
     def attribute_vectors(self, features, training=False):
-        parts = [self.categorical_embeddings[name](_column(features, name), training=training)
-                 for name in self.categorical]
+        parts = [
+            self.categorical_embeddings[name](_column(features, name), training=training) for name in self.categorical
+        ]
         if self.numeric is not None:
             values = tf.stack([tf.cast(_column(features, c), "float32") for c in self.numeric_columns], axis=-1)
             parts.append(self.numeric(values))
@@ -68,14 +77,16 @@ class _AttributeEncoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "categorical": self.categorical,
-            "numeric_columns": self.numeric_columns,
-            "numeric_stats": self.numeric_stats,
-            "embedding_dim": self.embedding_dim,
-            "num_oov": self.num_oov,
-            "seed": self.seed,
-        })
+        config.update(
+            {
+                "categorical": self.categorical,
+                "numeric_columns": self.numeric_columns,
+                "numeric_stats": self.numeric_stats,
+                "embedding_dim": self.embedding_dim,
+                "num_oov": self.num_oov,
+                "seed": self.seed,
+            }
+        )
         return config
 
 
@@ -97,8 +108,9 @@ class UserFeatureEncoder(_AttributeEncoder):
             as `ItemFeatureEncoder`.
     """
 
-    def __init__(self, id_column=None, id_vocabulary=None, history_column=None,
-                 history_vocabulary=None, id_dropout=0.0, **kwargs):
+    def __init__(
+        self, id_column=None, id_vocabulary=None, history_column=None, history_vocabulary=None, id_dropout=0.0, **kwargs
+    ):
         super().__init__(**kwargs)
         self.id_column = id_column
         self.id_vocabulary = list(id_vocabulary or [])
@@ -107,12 +119,23 @@ class UserFeatureEncoder(_AttributeEncoder):
         self.id_dropout = float(id_dropout)
         self.id_embedding = None
         if id_column:
-            self.id_embedding = IdEmbedding(self.id_vocabulary, self.embedding_dim, num_oov=self.num_oov,
-                                            id_dropout=self.id_dropout, seed=self.seed, name="user_id_embedding")
+            self.id_embedding = IdEmbedding(
+                self.id_vocabulary,
+                self.embedding_dim,
+                num_oov=self.num_oov,
+                id_dropout=self.id_dropout,
+                seed=self.seed,
+                name="user_id_embedding",
+            )
         self.history_embedding = None
         if history_column:
-            self.history_embedding = IdEmbedding(self.history_vocabulary, self.embedding_dim,
-                                                 num_oov=self.num_oov, seed=self.seed, name="history_embedding")
+            self.history_embedding = IdEmbedding(
+                self.history_vocabulary,
+                self.embedding_dim,
+                num_oov=self.num_oov,
+                seed=self.seed,
+                name="history_embedding",
+            )
             self.history_pooling = MaskedMeanPooling(name="history_pooling")
 
     def build(self, input_shape=None):
@@ -131,24 +154,30 @@ class UserFeatureEncoder(_AttributeEncoder):
         batch = tf.shape(any_column)[0]
         # Sublayers follow the global dtype policy; the parts meet in this
         # layer's dtype (float32 in tfrec models, also under mixed precision).
-        profile = tf.concat([tf.cast(p, self.compute_dtype) for p in parts], axis=-1) if parts \
+        profile = (
+            tf.concat([tf.cast(p, self.compute_dtype) for p in parts], axis=-1)
+            if parts
             else tf.zeros([batch, 1], self.compute_dtype)
+        )
         if self.id_embedding is not None:
-            id_vector = tf.cast(self.id_embedding(_column(features, self.id_column), training=training),
-                                self.compute_dtype)
+            id_vector = tf.cast(
+                self.id_embedding(_column(features, self.id_column), training=training), self.compute_dtype
+            )
         else:
             id_vector = tf.zeros([batch, self.embedding_dim], self.compute_dtype)
         return profile, id_vector
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "id_column": self.id_column,
-            "id_vocabulary": self.id_vocabulary,
-            "history_column": self.history_column,
-            "history_vocabulary": self.history_vocabulary,
-            "id_dropout": self.id_dropout,
-        })
+        config.update(
+            {
+                "id_column": self.id_column,
+                "id_vocabulary": self.id_vocabulary,
+                "history_column": self.history_column,
+                "history_vocabulary": self.history_vocabulary,
+                "id_dropout": self.id_dropout,
+            }
+        )
         return config
 
 
@@ -177,8 +206,14 @@ class ItemFeatureEncoder(_AttributeEncoder):
         self.id_dropout = float(id_dropout)
         self.id_embedding = None
         if id_column:
-            self.id_embedding = IdEmbedding(self.id_vocabulary, self.embedding_dim, num_oov=self.num_oov,
-                                            id_dropout=self.id_dropout, seed=self.seed, name="item_id_embedding")
+            self.id_embedding = IdEmbedding(
+                self.id_vocabulary,
+                self.embedding_dim,
+                num_oov=self.num_oov,
+                id_dropout=self.id_dropout,
+                seed=self.seed,
+                name="item_id_embedding",
+            )
 
     def build(self, input_shape=None):
         super().build(input_shape)
@@ -197,10 +232,12 @@ class ItemFeatureEncoder(_AttributeEncoder):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "id_column": self.id_column,
-            "id_vocabulary": self.id_vocabulary,
-            "price_column": self.price_column,
-            "id_dropout": self.id_dropout,
-        })
+        config.update(
+            {
+                "id_column": self.id_column,
+                "id_vocabulary": self.id_vocabulary,
+                "price_column": self.price_column,
+                "id_dropout": self.id_dropout,
+            }
+        )
         return config

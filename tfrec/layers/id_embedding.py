@@ -31,8 +31,9 @@ class IdEmbedding(keras.layers.Layer):
         embeddings_regularizer: optional regulariser of the table.
     """
 
-    def __init__(self, vocabulary, output_dim, num_oov=8, id_dropout=0.0,
-                 embeddings_regularizer=None, seed=None, **kwargs):
+    def __init__(
+        self, vocabulary, output_dim, num_oov=8, id_dropout=0.0, embeddings_regularizer=None, seed=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.vocabulary = [str(v) for v in vocabulary]
         self.output_dim = int(output_dim)
@@ -40,12 +41,16 @@ class IdEmbedding(keras.layers.Layer):
         self.id_dropout = float(id_dropout)
         self.seed = seed
         self.lookup = keras.layers.StringLookup(
-            vocabulary=self.vocabulary or None, num_oov_indices=self.num_oov,
-            mask_token=None, name="lookup",
+            vocabulary=self.vocabulary or None,
+            num_oov_indices=self.num_oov,
+            mask_token=None,
+            name="lookup",
         )
         self.embedding = keras.layers.Embedding(
-            len(self.vocabulary) + self.num_oov, self.output_dim,
-            embeddings_regularizer=embeddings_regularizer, name="table",
+            len(self.vocabulary) + self.num_oov,
+            self.output_dim,
+            embeddings_regularizer=embeddings_regularizer,
+            name="table",
         )
         self._seed_gen = keras.random.SeedGenerator(seed)
 
@@ -74,13 +79,16 @@ class IdEmbedding(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "vocabulary": self.vocabulary,
-            "output_dim": self.output_dim,
-            "num_oov": self.num_oov,
-            "id_dropout": self.id_dropout,
-            "embeddings_regularizer": keras.regularizers.serialize(self.embedding.embeddings_regularizer)
-            if self.embedding.embeddings_regularizer else None,
-            "seed": self.seed,
-        })
+        config.update(
+            {
+                "vocabulary": self.vocabulary,
+                "output_dim": self.output_dim,
+                "num_oov": self.num_oov,
+                "id_dropout": self.id_dropout,
+                "embeddings_regularizer": keras.regularizers.serialize(self.embedding.embeddings_regularizer)
+                if self.embedding.embeddings_regularizer
+                else None,
+                "seed": self.seed,
+            }
+        )
         return config

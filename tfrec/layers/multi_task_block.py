@@ -37,8 +37,17 @@ class MultiTaskBlock(keras.layers.Layer):
         dropout: dropout after each hidden layer.
     """
 
-    def __init__(self, structure="shared_bottom", num_tasks=1, num_experts=4,
-                 num_task_experts=1, units=(64,), activation="relu", dropout=0.0, **kwargs):
+    def __init__(
+        self,
+        structure="shared_bottom",
+        num_tasks=1,
+        num_experts=4,
+        num_task_experts=1,
+        units=(64,),
+        activation="relu",
+        dropout=0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if structure not in STRUCTURES:
             raise ValueError(f"MultiTaskBlock: structure must be one of {STRUCTURES}, got {structure!r}")
@@ -91,9 +100,15 @@ class MultiTaskBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "structure": self.structure, "num_tasks": self.num_tasks,
-            "num_experts": self.num_experts, "num_task_experts": self.num_task_experts,
-            "units": self.units, "activation": self.activation, "dropout": self.dropout,
-        })
+        config.update(
+            {
+                "structure": self.structure,
+                "num_tasks": self.num_tasks,
+                "num_experts": self.num_experts,
+                "num_task_experts": self.num_task_experts,
+                "units": self.units,
+                "activation": self.activation,
+                "dropout": self.dropout,
+            }
+        )
         return config

@@ -42,8 +42,7 @@ class TextEncoder(keras.layers.Layer):
             fixed length (see `benchmarks/query_tower.py`).
     """
 
-    def __init__(self, tokenizer, backbone, sequence_length=32, pooling="mean", dynamic_padding=True,
-                 **kwargs):
+    def __init__(self, tokenizer, backbone, sequence_length=32, pooling="mean", dynamic_padding=True, **kwargs):
         super().__init__(**kwargs)
         if pooling not in ("mean", "cls"):
             raise ValueError(f"TextEncoder: pooling must be 'mean' or 'cls', got {pooling!r}")
@@ -115,16 +114,18 @@ class TextEncoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
-            # Kept in the config too (keras-hub restores it from assets only
-            # after build, but building the model runs the tokenizer).
-            "vocabulary": list(self.tokenizer.get_vocabulary()),
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "sequence_length": self.sequence_length,
-            "pooling": self.pooling,
-            "dynamic_padding": self.dynamic_padding,
-        })
+        config.update(
+            {
+                "tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
+                # Kept in the config too (keras-hub restores it from assets only
+                # after build, but building the model runs the tokenizer).
+                "vocabulary": list(self.tokenizer.get_vocabulary()),
+                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "sequence_length": self.sequence_length,
+                "pooling": self.pooling,
+                "dynamic_padding": self.dynamic_padding,
+            }
+        )
         return config
 
     @classmethod
@@ -139,8 +140,9 @@ class TextEncoder(keras.layers.Layer):
 
     # ------------------------------------------------------------ builders
     @classmethod
-    def from_preset(cls, preset, sequence_length=32, pooling="mean", strip_accents=None,
-                    trainable=True, dtype=None, **kwargs):
+    def from_preset(
+        cls, preset, sequence_length=32, pooling="mean", strip_accents=None, trainable=True, dtype=None, **kwargs
+    ):
         """Loads a keras-hub preset name, or a local Keras / Hugging Face BERT directory.
 
         `dtype="bfloat16"` loads the backbone's weights and runs it in
@@ -168,9 +170,19 @@ class TextEncoder(keras.layers.Layer):
         return cls(tokenizer, backbone, sequence_length=sequence_length, pooling=pooling, **kwargs)
 
     @classmethod
-    def from_scratch(cls, corpus, vocabulary_size=4000, hidden_dim=64, num_layers=2,
-                     num_heads=2, intermediate_dim=None, sequence_length=32,
-                     pooling="mean", dropout=0.1, **kwargs):
+    def from_scratch(
+        cls,
+        corpus,
+        vocabulary_size=4000,
+        hidden_dim=64,
+        num_layers=2,
+        num_heads=2,
+        intermediate_dim=None,
+        sequence_length=32,
+        pooling="mean",
+        dropout=0.1,
+        **kwargs,
+    ):
         """A small randomly initialised BERT with a WordPiece vocabulary of `corpus`."""
         import keras_hub
 
@@ -183,9 +195,7 @@ class TextEncoder(keras.layers.Layer):
             lowercase=True,
             strip_accents=True,
         )
-        tokenizer = keras_hub.models.BertTokenizer(
-            vocabulary=vocab, lowercase=True, strip_accents=True
-        )
+        tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True, strip_accents=True)
         backbone = keras_hub.models.BertBackbone(
             vocabulary_size=len(vocab),
             num_layers=num_layers,

@@ -3,5 +3,4 @@
 from tfrec.losses.retrieval import InBatchSoftmaxRetrievalLoss
 from tfrec.losses.ziln import ZeroInflatedLognormalLoss, ziln_expected_value, ziln_probability
 
-__all__ = ["InBatchSoftmaxRetrievalLoss", "ZeroInflatedLognormalLoss",
-           "ziln_expected_value", "ziln_probability"]
+__all__ = ["InBatchSoftmaxRetrievalLoss", "ZeroInflatedLognormalLoss", "ziln_expected_value", "ziln_probability"]

@@ -53,8 +53,9 @@ class InBatchSoftmaxRetrievalLoss(keras.layers.Layer):
         num_hard_negatives: if set, keep only this many hardest negatives.
     """
 
-    def __init__(self, temperature=0.05, remove_accidental_hits=True, logq_correction=True,
-                 num_hard_negatives=None, **kwargs):
+    def __init__(
+        self, temperature=0.05, remove_accidental_hits=True, logq_correction=True, num_hard_negatives=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.temperature = float(temperature)
         self.remove_accidental_hits = bool(remove_accidental_hits)
@@ -68,7 +69,8 @@ class InBatchSoftmaxRetrievalLoss(keras.layers.Layer):
     def logits_and_labels(self, query, items, item_index=None, sampling_probability=None):
         local_ids = None if item_index is None else tf.cast(item_index, "int64")
         items, item_index, sampling_probability, offset = _gather_across_replicas(
-            items, local_ids, sampling_probability)
+            items, local_ids, sampling_probability
+        )
         logits = tf.matmul(query, items, transpose_b=True) / self.temperature
         labels = tf.one_hot(tf.range(tf.shape(query)[0]) + offset, tf.shape(items)[0], dtype=logits.dtype)
         if self.remove_accidental_hits and item_index is not None:
@@ -96,10 +98,12 @@ class InBatchSoftmaxRetrievalLoss(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "temperature": self.temperature,
-            "remove_accidental_hits": self.remove_accidental_hits,
-            "logq_correction": self.logq_correction,
-            "num_hard_negatives": self.num_hard_negatives,
-        })
+        config.update(
+            {
+                "temperature": self.temperature,
+                "remove_accidental_hits": self.remove_accidental_hits,
+                "logq_correction": self.logq_correction,
+                "num_hard_negatives": self.num_hard_negatives,
+            }
+        )
         return config

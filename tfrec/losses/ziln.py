@@ -57,8 +57,12 @@ def ziln_loss_per_example(labels, logits):
     classification = tf.nn.sigmoid_cross_entropy_with_logits(labels=positive, logits=p_logit)
     safe = tf.where(labels > 0, labels, tf.ones_like(labels))
     log_safe = tf.math.log(safe)
-    log_prob = (-log_safe - tf.math.log(scale) - 0.5 * math.log(2 * math.pi)
-                - tf.square(log_safe - loc) / (2.0 * tf.square(scale)))
+    log_prob = (
+        -log_safe
+        - tf.math.log(scale)
+        - 0.5 * math.log(2 * math.pi)
+        - tf.square(log_safe - loc) / (2.0 * tf.square(scale))
+    )
     return classification - positive * log_prob
 
 

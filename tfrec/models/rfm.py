@@ -48,7 +48,7 @@ class RFMRegressor:
         x = np.log1p(np.clip(frame[list(self.columns)].to_numpy(dtype=np.float64), 0, None))
         return x
 
-    def fit(self, frame: pd.DataFrame, target) -> "RFMRegressor":
+    def fit(self, frame: pd.DataFrame, target) -> RFMRegressor:
         x = self._design(frame)
         y = np.asarray(target, dtype=np.float64)
         if len(y) != len(x) or len(y) < 2:

@@ -56,8 +56,7 @@ class TwoTowerModel(TaskModel):
             per ranking task; both None when there is no ranking task.
     """
 
-    def __init__(self, schema, config, query_tower, item_tower, tasks=(), cross_network=None, multitask=None,
-                 **kwargs):
+    def __init__(self, schema, config, query_tower, item_tower, tasks=(), cross_network=None, multitask=None, **kwargs):
         super().__init__(schema, config, **kwargs)
         self.query_tower = query_tower
         self.item_tower = item_tower
@@ -73,8 +72,10 @@ class TwoTowerModel(TaskModel):
         if self.ranking_tasks and (cross_network is None or multitask is None):
             raise ValueError("TwoTowerModel: ranking tasks (CTR, relevance) need cross_network and multitask")
         if multitask is not None and multitask.num_tasks != len(self.ranking_tasks):
-            raise ValueError(f"TwoTowerModel: multitask has {multitask.num_tasks} outputs for "
-                             f"{len(self.ranking_tasks)} ranking task(s)")
+            raise ValueError(
+                f"TwoTowerModel: multitask has {multitask.num_tasks} outputs for "
+                f"{len(self.ranking_tasks)} ranking task(s)"
+            )
         self.cross_network = cross_network if self.ranking_tasks else None
         self.multitask = multitask if self.ranking_tasks else None
 
@@ -110,8 +111,9 @@ class TwoTowerModel(TaskModel):
         score = tf.reduce_sum(query["embedding"] * item["embedding"], axis=-1)
         outputs = {"query_embedding": query["embedding"], "item_embedding": item["embedding"], "score": score}
         if self.ranking_tasks:
-            x0 = concat_in_compute_dtype([query["hidden"], item["hidden"], query["embedding"] * item["embedding"]],
-                                         self.compute_dtype)
+            x0 = concat_in_compute_dtype(
+                [query["hidden"], item["hidden"], query["embedding"] * item["embedding"]], self.compute_dtype
+            )
             task_inputs = self.multitask(self.cross_network(x0), training=training)
             for task, task_input in zip(self.ranking_tasks, task_inputs):
                 if task is self.ctr_task:
@@ -129,20 +131,23 @@ class TwoTowerModel(TaskModel):
     # -------------------------------------------------------------- config
     def get_config(self):
         serialize = keras.saving.serialize_keras_object
-        shared = self.query_tower.text_encoder is not None and self.query_tower.text_encoder is \
-            self.item_tower.text_encoder
+        shared = (
+            self.query_tower.text_encoder is not None and self.query_tower.text_encoder is self.item_tower.text_encoder
+        )
         item_tower = serialize(self.item_tower)
         if shared:  # stored once, with the query tower
             item_tower["config"]["text_encoder"] = None
         config = super().get_config()
-        config.update({
-            "query_tower": serialize(self.query_tower),
-            "item_tower": item_tower,
-            "share_text_encoder": shared,
-            "tasks": [serialize(t) for t in self.tasks],
-            "cross_network": serialize(self.cross_network) if self.cross_network is not None else None,
-            "multitask": serialize(self.multitask) if self.multitask is not None else None,
-        })
+        config.update(
+            {
+                "query_tower": serialize(self.query_tower),
+                "item_tower": item_tower,
+                "share_text_encoder": shared,
+                "tasks": [serialize(t) for t in self.tasks],
+                "cross_network": serialize(self.cross_network) if self.cross_network is not None else None,
+                "multitask": serialize(self.multitask) if self.multitask is not None else None,
+            }
+        )
         return config
 
     @classmethod
@@ -152,12 +157,10 @@ class TwoTowerModel(TaskModel):
         query_tower = deserialize(config.pop("query_tower"))
         item_config = config.pop("item_tower")
         if config.pop("share_text_encoder", False):
-            item_config = {**item_config, "config": {**item_config["config"],
-                                                     "text_encoder": query_tower.text_encoder}}
+            item_config = {**item_config, "config": {**item_config["config"], "text_encoder": query_tower.text_encoder}}
         item_tower = ItemTower.from_config(item_config["config"])
         tasks = [deserialize(t) for t in config.pop("tasks", [])]
         for key in ("cross_network", "multitask"):
             if config.get(key) is not None:
                 config[key] = deserialize(config[key])
         return cls(query_tower=query_tower, item_tower=item_tower, tasks=tasks, **config)
-

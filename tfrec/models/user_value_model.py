@@ -43,8 +43,12 @@ class UserValueModel(TaskModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"user_encoder": keras.saving.serialize_keras_object(self.user_encoder),
-                       "value_task": keras.saving.serialize_keras_object(self.value_task)})
+        config.update(
+            {
+                "user_encoder": keras.saving.serialize_keras_object(self.user_encoder),
+                "value_task": keras.saving.serialize_keras_object(self.value_task),
+            }
+        )
         return config
 
     @classmethod

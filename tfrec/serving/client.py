@@ -53,9 +53,19 @@ class ServingClient:
         channel_options: extra gRPC channel options.
     """
 
-    def __init__(self, target, model_name="tfrec", version=None, version_label=None, timeout=5.0,
-                 retries=3, backoff=0.1, root_certificates=None, max_message_bytes=64 << 20,
-                 channel_options=()):
+    def __init__(
+        self,
+        target,
+        model_name="tfrec",
+        version=None,
+        version_label=None,
+        timeout=5.0,
+        retries=3,
+        backoff=0.1,
+        root_certificates=None,
+        max_message_bytes=64 << 20,
+        channel_options=(),
+    ):
         from tensorflow_serving.apis import (
             model_service_pb2_grpc,
             prediction_service_pb2_grpc,
@@ -63,8 +73,11 @@ class ServingClient:
 
         if version is not None and version_label is not None:
             raise ValueError("give version or version_label, not both")
-        options = [("grpc.max_send_message_length", max_message_bytes),
-                   ("grpc.max_receive_message_length", max_message_bytes), *channel_options]
+        options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            *channel_options,
+        ]
         if root_certificates is not None:
             if isinstance(root_certificates, str):
                 with open(root_certificates, "rb") as f:
@@ -110,7 +123,7 @@ class ServingClient:
             except grpc.RpcError as e:
                 code = e.code()
                 if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
-                    time.sleep(self.backoff * (2 ** attempt) * (1 + random.random()))
+                    time.sleep(self.backoff * (2**attempt) * (1 + random.random()))
                     attempt += 1
                     continue
                 raise ServingError(code, e.details()) from None
@@ -139,11 +152,15 @@ class ServingClient:
         response.metadata["signature_def"].Unpack(sig_map)
 
         def describe(infos):
-            return {name: (tf.dtypes.as_dtype(info.dtype).name,
-                           [d.size for d in info.tensor_shape.dim]) for name, info in infos.items()}
+            return {
+                name: (tf.dtypes.as_dtype(info.dtype).name, [d.size for d in info.tensor_shape.dim])
+                for name, info in infos.items()
+            }
 
-        self._signatures = {name: {"inputs": describe(sig.inputs), "outputs": describe(sig.outputs)}
-                            for name, sig in sig_map.signature_def.items()}
+        self._signatures = {
+            name: {"inputs": describe(sig.inputs), "outputs": describe(sig.outputs)}
+            for name, sig in sig_map.signature_def.items()
+        }
         return self._signatures
 
     def status(self) -> list[dict]:
@@ -153,10 +170,14 @@ class ServingClient:
         request = get_model_status_pb2.GetModelStatusRequest()
         self._spec(request.model_spec)
         response = self._call(self.models.GetModelStatus, request)
-        return [{"version": s.version,
-                 "state": get_model_status_pb2.ModelVersionStatus.State.Name(s.state),
-                 "error_code": s.status.error_code}
-                for s in response.model_version_status]
+        return [
+            {
+                "version": s.version,
+                "state": get_model_status_pb2.ModelVersionStatus.State.Name(s.state),
+                "error_code": s.status.error_code,
+            }
+            for s in response.model_version_status
+        ]
 
     # ------------------------------------------------------------- helpers
     def inputs_from_frame(self, signature, frame: pd.DataFrame, extra=None) -> dict:
@@ -174,8 +195,9 @@ class ServingClient:
                 out[name] = extra[name]
                 continue
             if name not in frame.columns:
-                raise ValueError(f"column '{name}' is missing: signature '{signature}' needs "
-                                 f"{sorted(sigs[signature]['inputs'])}")
+                raise ValueError(
+                    f"column '{name}' is missing: signature '{signature}' needs {sorted(sigs[signature]['inputs'])}"
+                )
             column = frame[name]
             if len(shape) == 2:  # a list column (user history)
                 out[name] = pad_history(column)
@@ -233,8 +255,7 @@ def _tensor_proto(value):
     return to_tensor_proto(array)
 
 
-_NUMPY_OF = {tf.float32: np.float32, tf.float64: np.float64, tf.int32: np.int32, tf.int64: np.int64,
-             tf.bool: np.bool_}
+_NUMPY_OF = {tf.float32: np.float32, tf.float64: np.float64, tf.int32: np.int32, tf.int64: np.int64, tf.bool: np.bool_}
 _DTYPE_OF = {np.dtype(v): k for k, v in _NUMPY_OF.items()}
 
 
@@ -255,7 +276,9 @@ def to_tensor_proto(array, dtype=None):
     proto = tensor_pb2.TensorProto(
         dtype=dtype.as_datatype_enum,
         tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(n)) for n in array.shape]))
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(n)) for n in array.shape]
+        ),
+    )
     if dtype == tf.string:
         proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode("utf-8") for v in array.reshape(-1))
     else:

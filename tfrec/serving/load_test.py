@@ -58,7 +58,13 @@ def run_load_test(target, signature, inputs, clients=1, seconds=10.0, model_name
     ok = len(all_lat)
     pct = (lambda q: float(np.percentile(all_lat, q) * 1000)) if ok else (lambda q: float("nan"))
     return {
-        "signature": signature, "clients": clients, "seconds": round(elapsed, 2),
-        "requests": ok, "errors": int(sum(errors)), "qps": round(ok / elapsed, 1),
-        "p50_ms": round(pct(50), 2), "p95_ms": round(pct(95), 2), "p99_ms": round(pct(99), 2),
+        "signature": signature,
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "requests": ok,
+        "errors": int(sum(errors)),
+        "qps": round(ok / elapsed, 1),
+        "p50_ms": round(pct(50), 2),
+        "p95_ms": round(pct(95), 2),
+        "p99_ms": round(pct(99), 2),
     }

@@ -129,7 +129,9 @@ class _Metrics:
     def render(self) -> str:
         with self.lock:
             lines = ["# TYPE tfrec_requests_total counter"]
-            lines += [f'tfrec_requests_total{{method="{m}",signature="{s}"}} {n}' for (m, s), n in self.requests.items()]
+            lines += [
+                f'tfrec_requests_total{{method="{m}",signature="{s}"}} {n}' for (m, s), n in self.requests.items()
+            ]
             lines.append("# TYPE tfrec_errors_total counter")
             lines += [f'tfrec_errors_total{{method="{m}",code="{c}"}} {n}' for (m, c), n in self.errors.items()]
             lines.append("# TYPE tfrec_request_seconds histogram")
@@ -211,8 +213,9 @@ class _Batcher:
             if self.closed and not self.pending:
                 return None
             deadline = time.monotonic() + self.timeout_s
-            while (sum(r for _, r, _ in self.pending) < self.max_batch_size and not self.closed
-                   and self.arrivals.count > 0):
+            while (
+                sum(r for _, r, _ in self.pending) < self.max_batch_size and not self.closed and self.arrivals.count > 0
+            ):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -242,7 +245,7 @@ class _Batcher:
             outputs = {k: v.numpy() for k, v in self.fn(**{k: tf.constant(v) for k, v in merged.items()}).items()}
             start = 0
             for inputs, rows, future in batch:
-                part = {k: v[start:start + rows] for k, v in outputs.items()}
+                part = {k: v[start : start + rows] for k, v in outputs.items()}
                 if "k" in inputs:  # retrieve: as wide as this request alone would get
                     width = int(max(inputs["k"].max(), 1)) if len(inputs["k"]) else 1
                     part = {k: (v[:, :width] if v.ndim == 2 else v) for k, v in part.items()}
@@ -264,8 +267,10 @@ def _merge(requests: list[dict]) -> dict:
         if parts[0].ndim == 2:
             width = max(p.shape[1] for p in parts)
             fill = b"" if parts[0].dtype == object else 0
-            parts = [np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=fill)
-                     if p.shape[1] < width else p for p in parts]
+            parts = [
+                np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=fill) if p.shape[1] < width else p
+                for p in parts
+            ]
         out[key] = np.concatenate(parts, axis=0)
     return out
 
@@ -287,9 +292,22 @@ class LocalModelServer:
         workers: gRPC worker threads.
     """
 
-    def __init__(self, base_dir, model_name="tfrec", port=8500, http_port=None, poll_seconds=1.0,
-                 keep_versions=2, version_labels=None, max_batch_size=64, batch_timeout_ms=2.0,
-                 max_request_rows=1024, max_request_bytes=16 << 20, workers=16, host="127.0.0.1"):
+    def __init__(
+        self,
+        base_dir,
+        model_name="tfrec",
+        port=8500,
+        http_port=None,
+        poll_seconds=1.0,
+        keep_versions=2,
+        version_labels=None,
+        max_batch_size=64,
+        batch_timeout_ms=2.0,
+        max_request_rows=1024,
+        max_request_bytes=16 << 20,
+        workers=16,
+        host="127.0.0.1",
+    ):
         self.base_dir = str(base_dir)
         self.model_name = model_name
         self.host = host
@@ -318,15 +336,23 @@ class LocalModelServer:
 
     def refresh(self):
         """Loads new versions and unloads old ones (the poller calls this)."""
-        wanted = version_numbers(self._model_dir(), complete=True)[-self.keep_versions:]
+        wanted = version_numbers(self._model_dir(), complete=True)[-self.keep_versions :]
         for version in wanted:
             if version not in self.servables:
                 t = time.time()
                 servable = _load_servable(os.path.join(self._model_dir(), str(version)), version)
                 with self._lock:
                     self.servables[version] = servable
-                log.info(json.dumps({"event": "version_loaded", "model": self.model_name, "version": version,
-                                     "seconds": round(time.time() - t, 3)}))
+                log.info(
+                    json.dumps(
+                        {
+                            "event": "version_loaded",
+                            "model": self.model_name,
+                            "version": version,
+                            "seconds": round(time.time() - t, 3),
+                        }
+                    )
+                )
         with self._lock:
             for version in [v for v in self.servables if v not in wanted]:
                 servable = self.servables.pop(version)
@@ -346,9 +372,10 @@ class LocalModelServer:
 
     def resolve(self, model_spec) -> Servable:
         if model_spec.name != self.model_name:
-            raise RequestError(grpc.StatusCode.NOT_FOUND,
-                               f"Servable not found for request: model '{model_spec.name}' (serving "
-                               f"'{self.model_name}')")
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND,
+                f"Servable not found for request: model '{model_spec.name}' (serving '{self.model_name}')",
+            )
         with self._lock:
             if not self.servables:
                 raise RequestError(grpc.StatusCode.UNAVAILABLE, f"model '{self.model_name}' has no version loaded")
@@ -356,46 +383,54 @@ class LocalModelServer:
                 version = model_spec.version.value
             elif model_spec.version_label:
                 if model_spec.version_label not in self.version_labels:
-                    raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                       f"unknown version_label '{model_spec.version_label}'; labels are "
-                                       f"{sorted(self.version_labels)}")
+                    raise RequestError(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"unknown version_label '{model_spec.version_label}'; labels are {sorted(self.version_labels)}",
+                    )
                 version = self.version_labels[model_spec.version_label]
             else:
                 version = max(self.servables)
             if version not in self.servables:
-                raise RequestError(grpc.StatusCode.NOT_FOUND,
-                                   f"Servable not found for request: model '{self.model_name}' version {version} "
-                                   f"(loaded: {sorted(self.servables)})")
+                raise RequestError(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"Servable not found for request: model '{self.model_name}' version {version} "
+                    f"(loaded: {sorted(self.servables)})",
+                )
             return self.servables[version]
 
     # -------------------------------------------------------------- predict
     def _parse_inputs(self, servable, signature, request) -> tuple[dict, int]:
         if signature not in servable.input_specs:
-            raise _invalid(f"Serving signature name: '{signature}' not found in signature def; "
-                           f"signatures are {sorted(servable.input_specs)}")
+            raise _invalid(
+                f"Serving signature name: '{signature}' not found in signature def; "
+                f"signatures are {sorted(servable.input_specs)}"
+            )
         specs = servable.input_specs[signature]
         missing = sorted(set(specs) - set(request.inputs))
         extra = sorted(set(request.inputs) - set(specs))
         if missing:
             raise _invalid(f"input '{missing[0]}' is missing (signature '{signature}' needs {sorted(specs)})")
         if extra:
-            raise _invalid(f"input '{extra[0]}' is not an input of signature '{signature}' "
-                           f"(it takes {sorted(specs)})")
+            raise _invalid(f"input '{extra[0]}' is not an input of signature '{signature}' (it takes {sorted(specs)})")
         if request.ByteSize() > self.max_request_bytes:
             raise _invalid(f"request of {request.ByteSize()} bytes exceeds the limit of {self.max_request_bytes}")
         inputs = {}
         for name, spec in specs.items():
             proto = request.inputs[name]
             if proto.dtype != spec.dtype.as_datatype_enum:
-                raise _invalid(f"input '{name}': expects dtype {_DTYPES.get(spec.dtype, spec.dtype.name)}, "
-                               f"got {tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else 'none'}")
+                raise _invalid(
+                    f"input '{name}': expects dtype {_DTYPES.get(spec.dtype, spec.dtype.name)}, "
+                    f"got {tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else 'none'}"
+                )
             try:
                 value = from_tensor_proto(proto)
             except Exception as e:
                 raise _invalid(f"input '{name}': malformed tensor ({e})") from e
             if value.ndim != len(spec.shape):
-                raise _invalid(f"input '{name}': expects rank {len(spec.shape)} (shape {spec.shape}), "
-                               f"got shape {list(value.shape)}")
+                raise _invalid(
+                    f"input '{name}': expects rank {len(spec.shape)} (shape {spec.shape}), "
+                    f"got shape {list(value.shape)}"
+                )
             for axis, dim in enumerate(spec.shape):
                 if dim is not None and value.shape[axis] != dim:
                     raise _invalid(f"input '{name}': axis {axis} must be {dim}, got {value.shape[axis]}")
@@ -434,8 +469,11 @@ class LocalModelServer:
                     batcher = servable.batchers.get(signature)
                     if batcher is None:
                         batcher = servable.batchers[signature] = _Batcher(
-                            servable.loaded.signatures[signature], self.max_batch_size, self.batch_timeout_s,
-                            self._arrivals)
+                            servable.loaded.signatures[signature],
+                            self.max_batch_size,
+                            self.batch_timeout_s,
+                            self._arrivals,
+                        )
         finally:
             self._arrivals.leave()
         outputs = batcher.submit(inputs, rows)
@@ -473,8 +511,9 @@ class LocalModelServer:
             versions = sorted(self.servables)
         if request.model_spec.HasField("version"):
             if request.model_spec.version.value not in versions:
-                raise RequestError(grpc.StatusCode.NOT_FOUND,
-                                   f"version {request.model_spec.version.value} is not loaded")
+                raise RequestError(
+                    grpc.StatusCode.NOT_FOUND, f"version {request.model_spec.version.value} is not loaded"
+                )
             versions = [request.model_spec.version.value]
         for version in versions:
             status = response.model_version_status.add()
@@ -498,9 +537,18 @@ class LocalModelServer:
                 signature = signature_of(request)
                 self.metrics.observe(method, signature, code, seconds)
                 if log.isEnabledFor(logging.INFO):
-                    log.info(json.dumps({"method": method, "model": request.model_spec.name, "signature": signature,
-                                         "code": code.name, "ms": round(seconds * 1000, 3),
-                                         **({"error": message} if message else {})}))
+                    log.info(
+                        json.dumps(
+                            {
+                                "method": method,
+                                "model": request.model_spec.name,
+                                "signature": signature,
+                                "code": code.name,
+                                "ms": round(seconds * 1000, 3),
+                                **({"error": message} if message else {}),
+                            }
+                        )
+                    )
             context.abort(code, message)
 
         return handle
@@ -513,23 +561,30 @@ class LocalModelServer:
         )
 
         self.refresh()
-        server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=self.workers),
-                             options=[("grpc.max_receive_message_length", self.max_request_bytes * 2),
-                                      ("grpc.max_send_message_length", 64 << 20)])
+        server = grpc.server(
+            concurrent.futures.ThreadPoolExecutor(max_workers=self.workers),
+            options=[
+                ("grpc.max_receive_message_length", self.max_request_bytes * 2),
+                ("grpc.max_send_message_length", 64 << 20),
+            ],
+        )
         outer = self
 
         class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
-            Predict = staticmethod(outer._handler("Predict", outer.predict,
-                                                  lambda r: r.model_spec.signature_name or "serving_default"))
+            Predict = staticmethod(
+                outer._handler("Predict", outer.predict, lambda r: r.model_spec.signature_name or "serving_default")
+            )
             GetModelMetadata = staticmethod(outer._handler("GetModelMetadata", outer.metadata))
 
             def Classify(self, request, context):
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              "tfrec signatures are not classification signatures; use Predict")
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "tfrec signatures are not classification signatures; use Predict"
+                )
 
             def Regress(self, request, context):
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              "tfrec signatures are not regression signatures; use Predict")
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "tfrec signatures are not regression signatures; use Predict"
+                )
 
         class Models(model_service_pb2_grpc.ModelServiceServicer):
             GetModelStatus = staticmethod(outer._handler("GetModelStatus", outer.status))
@@ -546,8 +601,16 @@ class LocalModelServer:
         deadline = time.time() + wait_for_model_seconds
         while not self.ready() and time.time() < deadline:
             time.sleep(0.1)
-        log.info(json.dumps({"event": "serving", "grpc_port": self.port, "http_port": self.http_port,
-                             "versions": sorted(self.servables)}))
+        log.info(
+            json.dumps(
+                {
+                    "event": "serving",
+                    "grpc_port": self.port,
+                    "http_port": self.http_port,
+                    "versions": sorted(self.servables),
+                }
+            )
+        )
         return self
 
     def _start_http(self):

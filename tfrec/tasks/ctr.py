@@ -42,8 +42,9 @@ class CtrTask(Task):
         self.head = keras.layers.Dense(1, name="ctr_logit", dtype="float32")
         # Logit of P(seen | position); starts at 0 (P = 0.5) for every
         # position, where the sigmoid is not saturated and the curve can move.
-        self.position_bias = keras.layers.Embedding(self.max_position + 1, 1, embeddings_initializer="zeros",
-                                                    name="position_bias", dtype="float32")
+        self.position_bias = keras.layers.Embedding(
+            self.max_position + 1, 1, embeddings_initializer="zeros", name="position_bias", dtype="float32"
+        )
         self.auc = keras.metrics.AUC(name="ctr_auc")
 
     def build(self, ranking_input_shape, score_shape=None, features_shape=None):
@@ -69,14 +70,22 @@ class CtrTask(Task):
         return {"ctr_logit": log_p - log_not_p, "ctr": tf.exp(log_p)}
 
     def compute_loss(self, labels, outputs, features):
-        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
-            labels=tf.cast(labels["click"], "float32"), logits=outputs["ctr_logit"]))
+        return tf.reduce_mean(
+            tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=tf.cast(labels["click"], "float32"), logits=outputs["ctr_logit"]
+            )
+        )
 
     def update_metrics(self, labels, outputs):
         self.auc.update_state(labels["click"], outputs["ctr"])
 
     def get_config(self):
         config = super().get_config()
-        config.update({"position_column": self.position_column, "max_position": self.max_position,
-                       "temperature": self.temperature})
+        config.update(
+            {
+                "position_column": self.position_column,
+                "max_position": self.max_position,
+                "temperature": self.temperature,
+            }
+        )
         return config

@@ -45,9 +45,17 @@ class RetrievalTask(Task):
             no clicks.
     """
 
-    def __init__(self, item_sampling_probability=None, temperature=0.05, remove_accidental_hits=True,
-                 logq_correction=True, num_hard_negatives=None, relevance_range=(0.0, 1.0),
-                 name="retrieval", **kwargs):
+    def __init__(
+        self,
+        item_sampling_probability=None,
+        temperature=0.05,
+        remove_accidental_hits=True,
+        logq_correction=True,
+        num_hard_negatives=None,
+        relevance_range=(0.0, 1.0),
+        name="retrieval",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         self.temperature = float(temperature)
         self.remove_accidental_hits = bool(remove_accidental_hits)
@@ -55,17 +63,23 @@ class RetrievalTask(Task):
         self.num_hard_negatives = int(num_hard_negatives) if num_hard_negatives else None
         self.relevance_range = tuple(float(v) for v in relevance_range)
         self.loss_fn = InBatchSoftmaxRetrievalLoss(
-            temperature=self.temperature, remove_accidental_hits=self.remove_accidental_hits,
-            logq_correction=self.logq_correction, num_hard_negatives=self.num_hard_negatives,
-            name="retrieval_loss")
+            temperature=self.temperature,
+            remove_accidental_hits=self.remove_accidental_hits,
+            logq_correction=self.logq_correction,
+            num_hard_negatives=self.num_hard_negatives,
+            name="retrieval_loss",
+        )
         self.item_sampling_probability = None
         if item_sampling_probability is not None:
             prob = np.asarray(item_sampling_probability, dtype="float32")
             if prob.ndim == 0:  # a row count: the values come with the weights
                 prob = np.full(int(prob), 1.0 / max(int(prob), 1), dtype="float32")
             self.item_sampling_probability = self.add_weight(
-                shape=prob.shape, initializer=keras.initializers.Constant(prob), trainable=False,
-                name="item_sampling_probability")
+                shape=prob.shape,
+                initializer=keras.initializers.Constant(prob),
+                trainable=False,
+                name="item_sampling_probability",
+            )
         # Its only state is created here: the task is never called, only its loss.
         self.built = True
 
@@ -82,19 +96,22 @@ class RetrievalTask(Task):
         prob = None
         if item_index is not None and self.item_sampling_probability is not None:
             prob = tf.gather(self.item_sampling_probability, item_index)
-        return self.loss_fn(outputs["query_embedding"], outputs["item_embedding"], item_index, prob,
-                            self.positive_weights(labels))
+        return self.loss_fn(
+            outputs["query_embedding"], outputs["item_embedding"], item_index, prob, self.positive_weights(labels)
+        )
 
     def get_config(self):
         config = super().get_config()
         prob = self.item_sampling_probability
-        config.update({
-            # The row count only: the probabilities are a (non-trainable) weight.
-            "item_sampling_probability": None if prob is None else int(prob.shape[0]),
-            "temperature": self.temperature,
-            "remove_accidental_hits": self.remove_accidental_hits,
-            "logq_correction": self.logq_correction,
-            "num_hard_negatives": self.num_hard_negatives,
-            "relevance_range": list(self.relevance_range),
-        })
+        config.update(
+            {
+                # The row count only: the probabilities are a (non-trainable) weight.
+                "item_sampling_probability": None if prob is None else int(prob.shape[0]),
+                "temperature": self.temperature,
+                "remove_accidental_hits": self.remove_accidental_hits,
+                "logq_correction": self.logq_correction,
+                "num_hard_negatives": self.num_hard_negatives,
+                "relevance_range": list(self.relevance_range),
+            }
+        )
         return config

@@ -54,8 +54,11 @@ class UserValueTask(Task):
             profile = tf.stop_gradient(profile)
         raw = self.head(self.tower(profile, training=training))
         if self.value_loss == "ziln":
-            return {"value_logits": raw, "user_value": ziln_expected_value(raw),
-                    "value_probability": ziln_probability(raw)}
+            return {
+                "value_logits": raw,
+                "user_value": ziln_expected_value(raw),
+                "value_probability": ziln_probability(raw),
+            }
         return {"value_logits": raw, "user_value": tf.reshape(raw, [-1])}
 
     def compute_loss(self, labels, outputs, features):
@@ -76,6 +79,12 @@ class UserValueTask(Task):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"value_loss": self.value_loss, "detach_profile": self.detach_profile,
-                       "units": self.units, "dropout": self.dropout})
+        config.update(
+            {
+                "value_loss": self.value_loss,
+                "detach_profile": self.detach_profile,
+                "units": self.units,
+                "dropout": self.dropout,
+            }
+        )
         return config

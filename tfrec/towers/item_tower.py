@@ -37,8 +37,17 @@ class ItemTower(keras.layers.Layer):
         units, embedding_dim, dropout: as `QueryTower`.
     """
 
-    def __init__(self, item_encoder, text_encoder=None, title_encoder=None, item_text_column=None, units=(128,),
-                 embedding_dim=64, dropout=0.0, **kwargs):
+    def __init__(
+        self,
+        item_encoder,
+        text_encoder=None,
+        title_encoder=None,
+        item_text_column=None,
+        units=(128,),
+        embedding_dim=64,
+        dropout=0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if text_encoder is not None and title_encoder is not None:
             raise ValueError("ItemTower: give text_encoder or title_encoder, not both")
@@ -76,15 +85,17 @@ class ItemTower(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         serialize = keras.saving.serialize_keras_object
-        config.update({
-            "item_encoder": serialize(self.item_encoder),
-            "text_encoder": serialize(self.text_encoder) if self.text_encoder else None,
-            "title_encoder": serialize(self.title_encoder) if self.title_encoder else None,
-            "item_text_column": self.item_text_column,
-            "units": self.units,
-            "embedding_dim": self.embedding_dim,
-            "dropout": self.dropout,
-        })
+        config.update(
+            {
+                "item_encoder": serialize(self.item_encoder),
+                "text_encoder": serialize(self.text_encoder) if self.text_encoder else None,
+                "title_encoder": serialize(self.title_encoder) if self.title_encoder else None,
+                "item_text_column": self.item_text_column,
+                "units": self.units,
+                "embedding_dim": self.embedding_dim,
+                "dropout": self.dropout,
+            }
+        )
         return config
 
     @classmethod

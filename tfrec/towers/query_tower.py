@@ -56,8 +56,16 @@ class QueryTower(keras.layers.Layer):
         dropout: dropout after each hidden layer.
     """
 
-    def __init__(self, user_encoder, text_encoder=None, query_text_column=None, units=(128,), embedding_dim=64,
-                 dropout=0.0, **kwargs):
+    def __init__(
+        self,
+        user_encoder,
+        text_encoder=None,
+        query_text_column=None,
+        units=(128,),
+        embedding_dim=64,
+        dropout=0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.user_encoder = user_encoder
         self.text_encoder = text_encoder if query_text_column else None
@@ -86,14 +94,16 @@ class QueryTower(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "user_encoder": keras.saving.serialize_keras_object(self.user_encoder),
-            "text_encoder": keras.saving.serialize_keras_object(self.text_encoder) if self.text_encoder else None,
-            "query_text_column": self.query_text_column,
-            "units": self.units,
-            "embedding_dim": self.embedding_dim,
-            "dropout": self.dropout,
-        })
+        config.update(
+            {
+                "user_encoder": keras.saving.serialize_keras_object(self.user_encoder),
+                "text_encoder": keras.saving.serialize_keras_object(self.text_encoder) if self.text_encoder else None,
+                "query_text_column": self.query_text_column,
+                "units": self.units,
+                "embedding_dim": self.embedding_dim,
+                "dropout": self.dropout,
+            }
+        )
         return config
 
     @classmethod

@@ -8,7 +8,16 @@ from tfrec.training.strategy import choose_strategy, num_workers_in_tf_config
 from tfrec.training.trainer import Trainer, weights_fingerprint
 
 __all__ = [
-    "ClusterTask", "EpochBatches", "History", "LayerwiseAdamW", "Trainer", "choose_strategy", "cluster_task",
-    "learning_rate_schedule", "make_optimizer", "num_workers_in_tf_config", "train_model",
+    "ClusterTask",
+    "EpochBatches",
+    "History",
+    "LayerwiseAdamW",
+    "Trainer",
+    "choose_strategy",
+    "cluster_task",
+    "learning_rate_schedule",
+    "make_optimizer",
+    "num_workers_in_tf_config",
+    "train_model",
     "weights_fingerprint",
 ]

@@ -60,5 +60,9 @@ def cluster_task(environ=None) -> ClusterTask:
     workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
     if workers == 0:
         raise ValueError("TF_CONFIG.cluster names no 'worker' or 'chief' tasks")
-    return ClusterTask(task_type=task["type"], task_index=int(task["index"]), num_workers=workers,
-                       _has_chief=bool(cluster.get("chief")))
+    return ClusterTask(
+        task_type=task["type"],
+        task_index=int(task["index"]),
+        num_workers=workers,
+        _has_chief=bool(cluster.get("chief")),
+    )

@@ -38,11 +38,14 @@ class EpochBatches:
         transform: optional `fn(features, labels)` mapped over each batch.
     """
 
-    def __init__(self, tensors, num_rows, global_batch_size, seed=0, shuffle=True, shuffle_buffer=100_000,
-                 transform=None):
+    def __init__(
+        self, tensors, num_rows, global_batch_size, seed=0, shuffle=True, shuffle_buffer=100_000, transform=None
+    ):
         if num_rows < global_batch_size:
-            raise ValueError(f"{num_rows} rows are fewer than one global batch of {global_batch_size} "
-                             "(training.batch_size x replicas): lower training.batch_size")
+            raise ValueError(
+                f"{num_rows} rows are fewer than one global batch of {global_batch_size} "
+                "(training.batch_size x replicas): lower training.batch_size"
+            )
         self._base = tf.data.Dataset.from_tensor_slices(tensors)
         self.num_rows = int(num_rows)
         self.global_batch_size = int(global_batch_size)
@@ -52,7 +55,7 @@ class EpochBatches:
         self.transform = transform
 
     @classmethod
-    def from_dataframe(cls, df, schema, global_batch_size, **kwargs) -> "EpochBatches":
+    def from_dataframe(cls, df, schema, global_batch_size, **kwargs) -> EpochBatches:
         """Validated rows of `df` (rejected rows are left out)."""
         valid = validate(df, schema, source="DataFrame").valid
         features, labels = to_tensors(valid, schema)

@@ -80,8 +80,9 @@ def train_model(config, schema, train_df, valid_df=None, run_dir=None, strategy=
         if schema.value_label and schema.user_id and training.value_holdout_fraction > 0:
             transform = value_label_mask(schema.user_id, training.value_holdout_fraction)
         batch = trainer.global_batch_size
-        train = EpochBatches.from_dataframe(train_df, schema, batch, seed=training.seed,
-                                            shuffle_buffer=training.shuffle_buffer, transform=transform)
+        train = EpochBatches.from_dataframe(
+            train_df, schema, batch, seed=training.seed, shuffle_buffer=training.shuffle_buffer, transform=transform
+        )
         valid = None
         if valid_df is not None and len(valid_df) >= batch:
             valid = EpochBatches.from_dataframe(valid_df, schema, batch, shuffle=False, transform=transform)

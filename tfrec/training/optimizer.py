@@ -86,14 +86,19 @@ def learning_rate_schedule(training, total_steps: int):
     if training.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=peak / max(warmup, 1) if warmup else peak,
-            decay_steps=max(total_steps - warmup, 1), alpha=training.min_learning_rate_ratio,
-            warmup_target=peak if warmup else None, warmup_steps=warmup,
+            decay_steps=max(total_steps - warmup, 1),
+            alpha=training.min_learning_rate_ratio,
+            warmup_target=peak if warmup else None,
+            warmup_steps=warmup,
         )
     if warmup:
         # Linear warmup to the peak, then constant: CosineDecay with alpha=1.
         return keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=peak / warmup, decay_steps=1, alpha=1.0,
-            warmup_target=peak, warmup_steps=warmup,
+            initial_learning_rate=peak / warmup,
+            decay_steps=1,
+            alpha=1.0,
+            warmup_target=peak,
+            warmup_steps=warmup,
         )
     return peak
 
@@ -108,7 +113,8 @@ def make_optimizer(training, total_steps: int, model=None):
     """
     optimizer = LayerwiseAdamW(
         learning_rate=learning_rate_schedule(training, total_steps),
-        weight_decay=training.weight_decay, clipnorm=training.clipnorm,
+        weight_decay=training.weight_decay,
+        clipnorm=training.clipnorm,
     )
     multiplier = training.backbone_learning_rate_multiplier
     encoder = getattr(model, "text_encoder", None) if model is not None else None

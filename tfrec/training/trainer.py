@@ -111,12 +111,21 @@ class Trainer:
             self.model.build()
             self.optimizer = make_optimizer(self.training, total_steps, self.model)
             self.optimizer.build(self.model.trainable_variables)
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self._epoch,
-                                              batch=self._batch, best=self._best, bad_epochs=self._bad_epochs)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            epoch=self._epoch,
+            batch=self._batch,
+            best=self._best,
+            bad_epochs=self._bad_epochs,
+        )
         self.backup = tf.train.CheckpointManager(self.checkpoint, self._write_dir(self.backup_dir), max_to_keep=1)
         self.epoch_checkpoints = tf.train.CheckpointManager(
-            self.checkpoint, self._write_dir(os.path.join(self.output_dir, "checkpoints")),
-            max_to_keep=max(1, self.training.keep_checkpoints), checkpoint_name="epoch")
+            self.checkpoint,
+            self._write_dir(os.path.join(self.output_dir, "checkpoints")),
+            max_to_keep=max(1, self.training.keep_checkpoints),
+            checkpoint_name="epoch",
+        )
         self._train_fn = self._make_train_function()
         self._eval_fn = self._make_eval_function()
         self._writer = None
@@ -129,8 +138,10 @@ class Trainer:
         if latest is None:
             return False
         self.checkpoint.restore(latest).assert_existing_objects_matched()
-        _log(f"resumed from {latest}: epoch {int(self._epoch.numpy()) + 1}, batch {int(self._batch.numpy())}, "
-             f"optimizer step {self.optimizer_steps}")
+        _log(
+            f"resumed from {latest}: epoch {int(self._epoch.numpy()) + 1}, batch {int(self._batch.numpy())}, "
+            f"optimizer step {self.optimizer_steps}"
+        )
         return True
 
     @property
@@ -201,15 +212,19 @@ class Trainer:
         epochs = epochs or cfg.epochs
         steps = train.steps_per_epoch
         if train.global_batch_size != self.global_batch_size:
-            raise ValueError(f"train batches have global batch {train.global_batch_size}, the trainer expects "
-                             f"{self.global_batch_size} (training.batch_size x {self.replicas} replicas)")
+            raise ValueError(
+                f"train batches have global batch {train.global_batch_size}, the trainer expects "
+                f"{self.global_batch_size} (training.batch_size x {self.replicas} replicas)"
+            )
         if cfg.xla:
             tf.config.optimizer.set_jit("autoclustering")
         self._setup(total_steps=steps * epochs)
         resumed = self._restore()
         self._load_history(int(self._epoch.numpy()) if resumed else 0)
-        _log(f"training on {self.task.describe()}, {type(self.strategy).__name__} with {self.replicas} "
-             f"replica(s): global batch {self.global_batch_size}, {steps} steps/epoch, {epochs} epoch(s)")
+        _log(
+            f"training on {self.task.describe()}, {type(self.strategy).__name__} with {self.replicas} "
+            f"replica(s): global batch {self.global_batch_size}, {steps} steps/epoch, {epochs} epoch(s)"
+        )
         monitor = cfg.monitor
         stop = False
         while int(self._epoch.numpy()) < epochs and not stop:
@@ -248,8 +263,10 @@ class Trainer:
             self.epoch_checkpoints.save(checkpoint_number=epoch + 1)
         if self._writer is not None:
             self._writer.flush()
-        _log(f"training done: {self.optimizer_steps} optimizer steps; weights fingerprint "
-             f"{weights_fingerprint(self.model)}")
+        _log(
+            f"training done: {self.optimizer_steps} optimizer steps; weights fingerprint "
+            f"{weights_fingerprint(self.model)}"
+        )
         return self.history
 
     # ------------------------------------------------------------ bookkeeping
@@ -291,8 +308,10 @@ class Trainer:
             self._write_history()
             if self.training.verbose:
                 parts = " ".join(f"{k} {v:.4f}" for k, v in row.items() if k.endswith("loss"))
-                _log(f"epoch {row['epoch']}: {parts} ({row['seconds']:.0f}s, "
-                     f"{row['examples_per_second']:.0f} examples/s)")
+                _log(
+                    f"epoch {row['epoch']}: {parts} ({row['seconds']:.0f}s, "
+                    f"{row['examples_per_second']:.0f} examples/s)"
+                )
             if self._writer is not None:
                 with self._writer.as_default(step=row["optimizer_steps"]):
                     for k, v in row.items():
@@ -344,10 +363,15 @@ class Trainer:
         # Every worker saves (the save reads cross-worker synchronised
         # variables); only the chief's copy is in the run directory.
         self.model.save(path)
-        state = {"optimizer_steps": self.optimizer_steps, "epochs_completed": int(self._epoch.numpy()),
-                 "best_" + self.training.monitor: float(self._best.numpy()),
-                 "weights_fingerprint": weights_fingerprint(self.model), "replicas": self.replicas,
-                 "global_batch_size": self.global_batch_size, "task": self.task.describe()}
+        state = {
+            "optimizer_steps": self.optimizer_steps,
+            "epochs_completed": int(self._epoch.numpy()),
+            "best_" + self.training.monitor: float(self._best.numpy()),
+            "weights_fingerprint": weights_fingerprint(self.model),
+            "replicas": self.replicas,
+            "global_batch_size": self.global_batch_size,
+            "task": self.task.describe(),
+        }
         if not self.is_chief:
             self._clean_scratch()
             return None
@@ -365,4 +389,3 @@ class Trainer:
         # (as Keras's BackupAndRestore does); epoch checkpoints stay.
         shutil.rmtree(self.backup_dir, ignore_errors=True)
         return model
-

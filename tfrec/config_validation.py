@@ -110,7 +110,8 @@ def check_config(
     raises; and each `ranges[name]` (see `check_range`). `None` is checked
     against neither where the annotation allows it.
     """
-    hints = _type_hints(type(config))
+    # mypy does not see a class as Hashable (python/mypy#11470), though every class is.
+    hints = _type_hints(type(config))  # type: ignore[arg-type]
     for field in dataclasses.fields(config):
         key = f"{where}.{field.name}"
         setattr(config, field.name, _typed(key, getattr(config, field.name), hints[field.name]))
@@ -129,7 +130,7 @@ def check_config(
 
 
 @functools.cache
-def _type_hints(cls) -> dict[str, Any]:
+def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
@@ -153,7 +154,7 @@ def _describe(tp) -> str:
         return "a list" + ("" if item is Any else f" of {_describe(item).split(' ', 1)[-1]}s")
     if origin is dict:
         return "a mapping"
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return f"a mapping ({tp.__name__})"
     return _NAMES.get(tp, getattr(tp, "__name__", str(tp)))
 

@@ -265,7 +265,7 @@ class FeatureSchema:
     def restrict(self, columns) -> FeatureSchema:
         """The same mapping keeping only `columns` (e.g. those a table has)."""
         keep = set(columns)
-        changes = {}
+        changes: dict[str, Any] = {}
         for role in Role:
             value = getattr(self, role.value)
             if role in LIST_ROLES:

@@ -463,7 +463,7 @@ def load_online_retail(
     items["item_text"] = items["item_text"].astype(str)
 
     counts = np.bincount(reason, minlength=len(REASONS) + 1)
-    accounting = {
+    accounting: dict[str, Any] = {
         "rows_read": int(n),
         "rows_used": int(counts[0]),
         "rows_rejected": int(counts[1:].sum()),

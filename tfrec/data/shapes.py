@@ -160,9 +160,9 @@ def prepare_search(
     frame = frame.assign(**{QUERY_KEY_COLUMN: query_key(frame[schema.query_text])})
     if split_by == "query":
         u = _unit_hash(frame[QUERY_KEY_COLUMN], seed)
-        test = u < test_fraction
-        valid = ~test & (u < test_fraction + valid_fraction)
-        parts = [frame.loc[m].reset_index(drop=True) for m in (~test & ~valid, valid, test)]
+        in_test = u < test_fraction
+        in_valid = ~in_test & (u < test_fraction + valid_fraction)
+        parts = [frame.loc[m].reset_index(drop=True) for m in (~in_test & ~in_valid, in_valid, in_test)]
         info = {
             "split_by": "query",
             "queries": {name: int(p[QUERY_KEY_COLUMN].nunique()) for name, p in zip(("train", "valid", "test"), parts)},
@@ -174,7 +174,8 @@ def prepare_search(
         info = {"split_by": "time", "valid_start": str(split.valid_start), "test_start": str(split.test_start)}
     else:
         raise ShapeError(f"data.split_by for search must be 'query' or 'time', got {split_by!r}")
-    return PreparedData("search", schema, *parts, catalog=item_catalog(frame, schema), info=info)
+    train, valid, test = parts
+    return PreparedData("search", schema, train, valid, test, catalog=item_catalog(frame, schema), info=info)
 
 
 # --------------------------------------------------------------- interactions
@@ -272,7 +273,7 @@ def prepare_interactions(
     catalog = item_catalog(frame, schema)
     split = _split_by_time(frame, schema, valid_fraction, test_fraction, cutoff)
     parts = [split.train, split.valid, split.test]
-    info = {
+    info: dict[str, Any] = {
         "split_by": "time",
         "valid_start": str(split.valid_start),
         "test_start": str(split.test_start),
@@ -295,7 +296,8 @@ def prepare_interactions(
         parts = [p.sample(frac=1.0, random_state=seed + i).reset_index(drop=True) for i, p in enumerate(parts)]
         schema = dataclasses.replace(schema, click_label=CLICK_COLUMN)
         info["negatives_per_positive"] = int(negatives_per_positive)
-    return PreparedData("interactions", schema, *parts, catalog=catalog, info=info)
+    train, valid, test = parts
+    return PreparedData("interactions", schema, train, valid, test, catalog=catalog, info=info)
 
 
 # --------------------------------------------------------------- transactions

@@ -78,9 +78,9 @@ def time_split(
     train_mask = times < valid_start
     test_mask = times >= test_start
     valid_mask = ~train_mask & ~test_mask
-    parts = [df.loc[m.to_numpy()].reset_index(drop=True) for m in (train_mask, valid_mask, test_mask)]
-    assert sum(len(p) for p in parts) == len(df)
-    return Split(*parts, valid_start=valid_start, test_start=test_start)
+    train, valid, test = (df.loc[m.to_numpy()].reset_index(drop=True) for m in (train_mask, valid_mask, test_mask))
+    assert len(train) + len(valid) + len(test) == len(df)
+    return Split(train, valid, test, valid_start=valid_start, test_start=test_start)
 
 
 def holdout_mask(user_ids, fraction: float):

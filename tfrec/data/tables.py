@@ -106,15 +106,15 @@ def load_data(data: DataConfig, *, valid_fraction: float, test_fraction: float) 
         if amount == "_amount":
             tables.frame[amount] = tables.frame[qc] * tables.frame[schema.item_price]
         tables = reject_rows(tables, tables.frame[amount].isna().to_numpy(), f"{amount}: null in required field")
-    kwargs = {"valid_fraction": valid_fraction, "seed": data.seed}
     if data.shape == "search":
         prepared = S.prepare_search(
             tables.frame,
             schema,
             split_by=data.resolved_split_by(),
+            valid_fraction=valid_fraction,
             test_fraction=test_fraction,
             cutoff=data.cutoff,
-            **kwargs,
+            seed=data.seed,
         )
     elif data.shape == "interactions":
         prepared = S.prepare_interactions(
@@ -124,10 +124,11 @@ def load_data(data: DataConfig, *, valid_fraction: float, test_fraction: float) 
             cutoff=data.cutoff,
             negatives_per_positive=data.negatives_per_positive,
             history_window_days=data.history_window_days,
-            **kwargs,
+            valid_fraction=valid_fraction,
+            seed=data.seed,
         )
     else:
-        kwargs["valid_fraction"] = data.value_valid_fraction
+        assert amount is not None  # set (or raised) above for transactions, the only shape left
         prepared = S.prepare_transactions(
             tables.frame,
             schema,
@@ -136,7 +137,8 @@ def load_data(data: DataConfig, *, valid_fraction: float, test_fraction: float) 
             horizon_end=data.horizon_end,
             training_windows=data.value_training_windows,
             item_history=data.value_item_history,
-            **kwargs,
+            valid_fraction=data.value_valid_fraction,
+            seed=data.seed,
         )
     for name in ("train", "valid", "test"):
         if not len(getattr(prepared, name)):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
@@ -318,7 +319,7 @@ def validate(
     *,
     on_bad_rows: str = "reject",
     source: str = "",
-    require: tuple[str, ...] | None = None,
+    require: Collection[str] | None = None,
 ) -> ValidationReport:
     """Checks `df` against `schema` and returns typed valid rows.
 
@@ -369,16 +370,17 @@ def validate(
         raise SchemaValidationError(table_issues, n, source)
 
     reason = np.full(n, None, dtype=object)
+    bad = np.zeros(n, dtype=bool)  # rows with a reason: the first problem found names it
     row_issues = []
     for checker in checkers:
         for problem, mask, detail in checker.row_problems:
             issue = ValidationIssue(checker.spec.name, problem, int(mask.sum()), detail)
             row_issues.append(issue)
-            reason[mask & np.equal(reason, None)] = issue.reason
+            reason[mask & ~bad] = issue.reason
+            bad |= mask
     if row_issues and on_bad_rows == "raise":
         raise SchemaValidationError(row_issues, n, source)
 
-    bad = np.not_equal(reason, None)
     out = df.copy()
     for checker in checkers:
         if checker.converted is not None:

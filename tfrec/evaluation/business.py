@@ -160,7 +160,7 @@ def business_value(click_probability, price, rankings: dict, ks, examination=Non
     ks = sorted(int(k) for k in ks)
     all_rankings = dict(rankings)
     all_rankings.update(oracle_rankings(click_probability, price, max(ks)))
-    out = {name: {} for name in all_rankings}
+    out: dict[str, dict[str, float]] = {name: {} for name in all_rankings}
     for k in ks:
         for name, ranking in all_rankings.items():
             out[name][f"clicks@{k}"] = expected_clicks_at_k(click_probability, ranking, k, examination, per)

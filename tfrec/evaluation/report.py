@@ -130,7 +130,7 @@ def _not_evaluated(reason: str) -> str:
 # ------------------------------------------------------------------ sections
 def _ctr_section(result: EvaluationResult) -> str:
     m = result.metrics.get("ctr")
-    if not m or result.ctr_labels is None:
+    if not m or result.ctr_labels is None or result.ctr_predictions is None:
         return _not_evaluated("the data has no click labels.")
     y, preds = result.ctr_labels, result.ctr_predictions
     parts = [
@@ -200,7 +200,7 @@ def _ctr_section(result: EvaluationResult) -> str:
 
 def _value_section(result: EvaluationResult, currency: str) -> str:
     m = result.metrics.get("value")
-    if not m or result.value_labels is None:
+    if not m or result.value_labels is None or result.value_predictions is None:
         return _not_evaluated("the data has no user value labels.")
     y, preds = np.asarray(result.value_labels, dtype=np.float64), result.value_predictions
     parts = [

@@ -36,10 +36,11 @@ def _row(label, values, note="", fmt="{:>10.4f}"):
 def _scorers(section: dict, baseline: str) -> tuple[list, str]:
     """(model, oracle, baseline) names in `section` (None where absent) and the baseline's name."""
     names = [k for k, v in section.items() if isinstance(v, dict)]
-    if baseline not in names:
+    chosen: str | None = baseline
+    if chosen not in names:
         others = [n for n in names if n not in ("model", "oracle")]
-        baseline = others[0] if others else None
-    return [n if n in names else None for n in ("model", "oracle")] + [baseline], (baseline or "")
+        chosen = others[0] if others else None
+    return [n if n in names else None for n in ("model", "oracle")] + [chosen], (chosen or "")
 
 
 def _values(section, names, key):

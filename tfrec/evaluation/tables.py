@@ -30,6 +30,7 @@ write_report(report_view(result), "report.html")
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,8 +92,8 @@ def evaluate_search(
         at_top = {k: v[len(test) :] for k, v in both.items()}
     else:
         logged = at_top = predict_dataframe(model, test)
-    result = {"rows": len(test), "queries": int(test[S.QUERY_KEY_COLUMN].nunique())}
-    scorers = {}
+    result: dict[str, Any] = {"rows": len(test), "queries": int(test[S.QUERY_KEY_COLUMN].nunique())}
+    scorers: dict[str, np.ndarray] = {}
     if schema.click_label:
         y = test[schema.click_label].to_numpy()
         item_ctr, mean_ctr = _smoothed_item_mean(train, item, schema.click_label)
@@ -119,7 +120,7 @@ def evaluate_search(
         gains = y - low
     if schema.position:
         scorers["logged_order"] = -test[schema.position].to_numpy(dtype=np.float64)
-    ndcg = {}
+    ndcg: dict[str, Any] = {}
     for name, scores in scorers.items():
         ndcg[name] = {}
         for k in ks:
@@ -148,7 +149,7 @@ def evaluate_interactions(model, data: S.PreparedData, ks, max_queries, seed=0, 
     queries = _sample(positives.drop_duplicates([schema.user_id, schema.item_id]), max_queries, seed)
     ranks = _retrieval_ranks(model, queries, data.catalog, schema, train[train[click] > 0])
     arrays["ranks"] = ranks
-    result = {"retrieval": ranking_metrics(ranks, ks)}
+    result: dict[str, Any] = {"retrieval": ranking_metrics(ranks, ks)}
     result["retrieval"]["queries"] = len(ranks["model"])
     y = test[click].to_numpy()
     if (y == 0).any():
@@ -202,7 +203,7 @@ def evaluate_tables(
     `result.metrics` is `{"search": ...}`, `{"interactions": ...}` or `{"value": ...}`.
     """
     ks = list(ks)
-    arrays = {}
+    arrays: dict[str, Any] = {}
     if data.shape == "search":
         metrics = {"search": evaluate_search(model, data, ks, max_queries, seed, min_query_rows, arrays)}
     elif data.shape == "interactions":

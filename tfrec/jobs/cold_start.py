@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,7 @@ def run(config: JobConfig, held_out_fraction: float = 0.15, k: int = 50) -> dict
     catalog = sim.items
     target = pd.Series(np.arange(len(catalog)), index=catalog.item_id)[test.item_id].to_numpy()
     _log(f"cold start: {len(cold)} items never in training; {len(test)} test clicks on them")
-    result = {"held_out_items": len(cold), "queries": len(test), "k": k}
+    result: dict[str, Any] = {"held_out_items": len(cold), "queries": len(test), "k": k}
     for name, use_text in (("text", True), ("id_only", False)):
         cfg = copy.deepcopy(config)
         cfg.model = dataclasses.replace(cfg.model, use_text=use_text)

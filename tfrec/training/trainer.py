@@ -196,7 +196,7 @@ class Trainer:
     def evaluate(self, batches) -> dict:
         """Mean losses over `batches` (an `EpochBatches`, in order)."""
         iterator = iter(self.strategy.experimental_distribute_dataset(batches.dataset(0)))
-        sums = {}
+        sums: dict[str, float] = {}
         for _ in range(batches.steps_per_epoch):
             for k, v in self._eval_fn(iterator).items():
                 sums[k] = sums.get(k, 0.0) + float(v)
@@ -232,7 +232,8 @@ class Trainer:
             start_batch = int(self._batch.numpy())
             iterator = iter(self.strategy.experimental_distribute_dataset(train.dataset(epoch, skip=start_batch)))
             bar = keras.utils.Progbar(steps, verbose=1) if cfg.verbose == 1 and self.is_chief else None
-            sums, count, t0 = {}, 0, time.time()
+            sums: dict[str, float] = {}
+            count, t0 = 0, time.time()
             for batch in range(start_batch, steps):
                 logs = self._train_fn(iterator)
                 values = {k: float(v) for k, v in logs.items()}

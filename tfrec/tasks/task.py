@@ -23,6 +23,9 @@ class Task(keras.layers.Layer):
     label: str | None = None
 
     def __init__(self, **kwargs):
+        # Inputs stay as given under a mixed-precision policy (float32 scores,
+        # positions, profiles); the heads compute in float32 themselves.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.loss_tracker = keras.metrics.Mean(name=f"{self.name}_loss")
 

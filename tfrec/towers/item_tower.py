@@ -48,6 +48,9 @@ class ItemTower(keras.layers.Layer):
         dropout=0.0,
         **kwargs,
     ):
+        # Inputs stay as given under a mixed-precision policy: the encoders
+        # read float32 prices and counts; the MLP computes in the policy's dtype.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         if text_encoder is not None and title_encoder is not None:
             raise ValueError("ItemTower: give text_encoder or title_encoder, not both")

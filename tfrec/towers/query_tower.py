@@ -66,6 +66,9 @@ class QueryTower(keras.layers.Layer):
         dropout=0.0,
         **kwargs,
     ):
+        # Inputs stay as given under a mixed-precision policy: the encoders
+        # read float32 prices and counts; the MLP computes in the policy's dtype.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.user_encoder = user_encoder
         self.text_encoder = text_encoder if query_text_column else None

@@ -36,12 +36,17 @@ class BagOfWordsEncoder(keras.layers.Layer):
 
     def __init__(self, vocabulary, output_dim=32, max_words=16, num_oov=8, **kwargs):
         super().__init__(**kwargs)
-        self.vocabulary = list(vocabulary)
         self.output_dim = int(output_dim)
         self.max_words = int(max_words)
         self.num_oov = int(num_oov)
-        self.words = IdEmbedding(self.vocabulary, self.output_dim, num_oov=self.num_oov, name="words")
+        vocabulary = vocabulary if isinstance(vocabulary, int) else list(vocabulary)
+        self.words = IdEmbedding(vocabulary, self.output_dim, num_oov=self.num_oov, name="words")
         self.pooling = MaskedMeanPooling(name="mean")
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The known words (an asset of `self.words` when saved)."""
+        return self.words.vocabulary
 
     @classmethod
     def from_corpus(cls, corpus, output_dim=32, max_vocabulary=20_000, min_count=1, **kwargs):
@@ -66,7 +71,7 @@ class BagOfWordsEncoder(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "vocabulary": self.vocabulary,
+                "vocabulary": len(self.words.vocabulary),  # the words are an asset of `self.words`
                 "output_dim": self.output_dim,
                 "max_words": self.max_words,
                 "num_oov": self.num_oov,

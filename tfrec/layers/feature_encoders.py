@@ -24,6 +24,17 @@ from tfrec.layers.masked_mean_pooling import MaskedMeanPooling
 from tfrec.layers.numeric_features import NumericFeatures
 
 
+def _vocabulary(values):
+    """A vocabulary argument as given: a list of ids, or its size (the ids then come from the saved assets)."""
+    if isinstance(values, int):
+        return values
+    return list(values or [])
+
+
+def _size(embedding):
+    return len(embedding.vocabulary) if embedding is not None else 0
+
+
 def _column(features, name):
     value = features[name]
     if value.shape.rank == 2 and value.shape[-1] == 1:
@@ -45,7 +56,7 @@ class _AttributeEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.categorical = {k: list(v) for k, v in (categorical or {}).items()}
+        self.categorical = {k: _vocabulary(v) for k, v in (categorical or {}).items()}
         self.numeric_columns = list(numeric_columns or [])
         self.numeric_stats = numeric_stats
         self.embedding_dim = int(embedding_dim)
@@ -75,13 +86,20 @@ class _AttributeEncoder(keras.layers.Layer):
             parts.append(self.numeric(values))
         return parts
 
+    def _numeric_config(self):
+        if self.numeric is None:
+            return None
+        numeric = self.numeric.get_config()  # column counts; the statistics are its asset
+        return {k: numeric[k] for k in ("mean", "std", "log_scale")}
+
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "categorical": self.categorical,
+                # Sizes only: the vocabularies are assets of the embeddings.
+                "categorical": {name: _size(layer) for name, layer in self.categorical_embeddings.items()},
                 "numeric_columns": self.numeric_columns,
-                "numeric_stats": self.numeric_stats,
+                "numeric_stats": self._numeric_config(),
                 "embedding_dim": self.embedding_dim,
                 "num_oov": self.num_oov,
                 "seed": self.seed,
@@ -113,14 +131,14 @@ class UserFeatureEncoder(_AttributeEncoder):
     ):
         super().__init__(**kwargs)
         self.id_column = id_column
-        self.id_vocabulary = list(id_vocabulary or [])
+        id_vocabulary = _vocabulary(id_vocabulary)
         self.history_column = history_column
-        self.history_vocabulary = list(history_vocabulary or [])
+        history_vocabulary = _vocabulary(history_vocabulary)
         self.id_dropout = float(id_dropout)
         self.id_embedding = None
         if id_column:
             self.id_embedding = IdEmbedding(
-                self.id_vocabulary,
+                id_vocabulary,
                 self.embedding_dim,
                 num_oov=self.num_oov,
                 id_dropout=self.id_dropout,
@@ -130,7 +148,7 @@ class UserFeatureEncoder(_AttributeEncoder):
         self.history_embedding = None
         if history_column:
             self.history_embedding = IdEmbedding(
-                self.history_vocabulary,
+                history_vocabulary,
                 self.embedding_dim,
                 num_oov=self.num_oov,
                 seed=self.seed,
@@ -172,9 +190,9 @@ class UserFeatureEncoder(_AttributeEncoder):
         config.update(
             {
                 "id_column": self.id_column,
-                "id_vocabulary": self.id_vocabulary,
+                "id_vocabulary": _size(self.id_embedding),
                 "history_column": self.history_column,
-                "history_vocabulary": self.history_vocabulary,
+                "history_vocabulary": _size(self.history_embedding),
                 "id_dropout": self.id_dropout,
             }
         )
@@ -201,13 +219,13 @@ class ItemFeatureEncoder(_AttributeEncoder):
     def __init__(self, id_column=None, id_vocabulary=None, price_column=None, id_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.id_column = id_column
-        self.id_vocabulary = list(id_vocabulary or [])
+        id_vocabulary = _vocabulary(id_vocabulary)
         self.price_column = price_column
         self.id_dropout = float(id_dropout)
         self.id_embedding = None
         if id_column:
             self.id_embedding = IdEmbedding(
-                self.id_vocabulary,
+                id_vocabulary,
                 self.embedding_dim,
                 num_oov=self.num_oov,
                 id_dropout=self.id_dropout,
@@ -235,7 +253,7 @@ class ItemFeatureEncoder(_AttributeEncoder):
         config.update(
             {
                 "id_column": self.id_column,
-                "id_vocabulary": self.id_vocabulary,
+                "id_vocabulary": _size(self.id_embedding),
                 "price_column": self.price_column,
                 "id_dropout": self.id_dropout,
             }

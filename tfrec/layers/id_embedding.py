@@ -5,6 +5,11 @@ including ids first seen at serving time, is hashed into one of `num_oov`
 shared buckets, so unseen ids never fail. The empty string is the padding
 value of histories: it maps to an OOV bucket and callers mask it out.
 
+The vocabulary is saved as an asset beside the weights (`vocabulary.json` in
+the `.keras` file), not in the JSON config, which holds only its size: a
+layer made by `from_config` alone has placeholder ids until `load_assets`
+(which `keras.models.load_model` calls) restores the real ones.
+
 Example:
 
 ```python
@@ -13,8 +18,18 @@ emb(tf.constant(["i1", "never-seen"]))   # [2, 8]
 ```
 """
 
+import json
+import os
+
 import keras
 import tensorflow as tf
+
+VOCABULARY_ASSET = "vocabulary.json"
+
+
+def placeholder_vocabulary(size: int) -> list[str]:
+    """`size` ids no real data holds: the stand-in until the saved vocabulary is loaded."""
+    return [f"\x00tfrec-unloaded-{i}" for i in range(int(size))]
 
 
 @keras.saving.register_keras_serializable(package="tfrec")
@@ -22,7 +37,8 @@ class IdEmbedding(keras.layers.Layer):
     """Vocabulary lookup with hashed OOV buckets, then an embedding table.
 
     Args:
-        vocabulary: list of known ids (strings).
+        vocabulary: list of known ids (strings), or their number (the ids
+            then come from the saved assets).
         output_dim: embedding size.
         num_oov: number of hashed buckets for unknown ids.
         id_dropout: in training, the share of ids replaced by an OOV bucket,
@@ -35,6 +51,8 @@ class IdEmbedding(keras.layers.Layer):
         self, vocabulary, output_dim, num_oov=8, id_dropout=0.0, embeddings_regularizer=None, seed=None, **kwargs
     ):
         super().__init__(**kwargs)
+        if isinstance(vocabulary, int):
+            vocabulary = placeholder_vocabulary(vocabulary)
         self.vocabulary = [str(v) for v in vocabulary]
         self.output_dim = int(output_dim)
         self.num_oov = int(num_oov)
@@ -57,6 +75,21 @@ class IdEmbedding(keras.layers.Layer):
     @property
     def input_dim(self):
         return len(self.vocabulary) + self.num_oov
+
+    def save_assets(self, dir_path):
+        with open(os.path.join(dir_path, VOCABULARY_ASSET), "w", encoding="utf-8") as f:
+            json.dump(self.vocabulary, f, ensure_ascii=False)
+
+    def load_assets(self, dir_path):
+        with open(os.path.join(dir_path, VOCABULARY_ASSET), encoding="utf-8") as f:
+            vocabulary = [str(v) for v in json.load(f)]
+        if len(vocabulary) != len(self.vocabulary):
+            raise ValueError(
+                f"{self.name}: the saved vocabulary has {len(vocabulary)} ids, the config {len(self.vocabulary)}"
+            )
+        self.vocabulary = vocabulary
+        if vocabulary:
+            self.lookup.set_vocabulary(vocabulary)
 
     def index(self, ids):
         """Row indices: `[0, num_oov)` are OOV buckets, then the vocabulary."""
@@ -81,7 +114,7 @@ class IdEmbedding(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "vocabulary": self.vocabulary,
+                "vocabulary": len(self.vocabulary),  # the ids are an asset (save_assets)
                 "output_dim": self.output_dim,
                 "num_oov": self.num_oov,
                 "id_dropout": self.id_dropout,

@@ -3,7 +3,9 @@
 Each column is optionally log-scaled (`log1p`, for prices and counts), then
 standardised with the mean and standard deviation of the training data. A
 missing value (NaN) becomes 0 (the mean) and raises its missing flag, so the
-model can tell "unknown" from "average".
+model can tell "unknown" from "average". The statistics are saved as an asset
+(`statistics.json` in the `.keras` file); the JSON config holds only the
+number of columns and which are log-scaled.
 
 Example:
 
@@ -13,9 +15,14 @@ layer(tf.constant([[12.5], [float("nan")]]))   # [2, 2]: value, missing flag
 ```
 """
 
+import json
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
+
+STATISTICS_ASSET = "statistics.json"
 
 
 @keras.saving.register_keras_serializable(package="tfrec")
@@ -23,15 +30,17 @@ class NumericFeatures(keras.layers.Layer):
     """Standardises `[batch, n]` floats; output `[batch, 2n]` (values, missing flags).
 
     Args:
-        mean: per-column mean after the optional log scaling.
-        std: per-column standard deviation after the optional log scaling.
+        mean: per-column mean after the optional log scaling (or the number
+            of columns: the statistics then come from the saved assets).
+        std: per-column standard deviation after the optional log scaling
+            (or the number of columns).
         log_scale: per-column booleans: apply `log1p(max(x, 0))` first.
     """
 
     def __init__(self, mean, std, log_scale=None, **kwargs):
         super().__init__(**kwargs)
-        self.mean = [float(m) for m in mean]
-        self.std = [max(float(s), 1e-6) for s in std]
+        self.mean = [0.0] * mean if isinstance(mean, int) else [float(m) for m in mean]
+        self.std = [1.0] * std if isinstance(std, int) else [max(float(s), 1e-6) for s in std]
         n = len(self.mean)
         self.log_scale = [bool(v) for v in (log_scale or [False] * n)]
         if not (len(self.std) == len(self.log_scale) == n):
@@ -49,6 +58,18 @@ class NumericFeatures(keras.layers.Layer):
         std = np.nan_to_num(np.nanstd(scaled, axis=0), nan=1.0) if len(scaled) else np.ones(values.shape[1])
         return cls(mean.tolist(), std.tolist(), log_scale, **kwargs)
 
+    def save_assets(self, dir_path):
+        with open(os.path.join(dir_path, STATISTICS_ASSET), "w", encoding="utf-8") as f:
+            json.dump({"mean": self.mean, "std": self.std}, f)
+
+    def load_assets(self, dir_path):
+        with open(os.path.join(dir_path, STATISTICS_ASSET), encoding="utf-8") as f:
+            stats = json.load(f)
+        if len(stats["mean"]) != len(self.mean):
+            raise ValueError(f"{self.name}: saved statistics of {len(stats['mean'])} columns, config {len(self.mean)}")
+        self.mean = [float(m) for m in stats["mean"]]
+        self.std = [float(s) for s in stats["std"]]
+
     def call(self, values):
         values = tf.cast(values, "float32")
         if values.shape.rank == 1:
@@ -65,5 +86,6 @@ class NumericFeatures(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"mean": self.mean, "std": self.std, "log_scale": self.log_scale})
+        # Column counts only: the statistics are an asset (save_assets).
+        config.update({"mean": len(self.mean), "std": len(self.std), "log_scale": self.log_scale})
         return config

@@ -175,15 +175,15 @@ def test_atomic_publish_and_pruning(trained, tmp_path):
     reader = threading.Thread(target=poll)
     reader.start()
     try:
-        for _ in range(3):
-            export_model(model, str(base), catalog=sim.items, keep_versions=2, verbose=False)
+        for _ in range(2):
+            export_model(model, str(base), catalog=sim.items, keep_versions=1, verbose=False)
     finally:
         stop.set()
         reader.join()
     assert seen_incomplete == []
-    assert sorted(os.listdir(base / "tfrec")) == ["2", "3"]  # pruned to the newest 2, no staging left
-    with pytest.raises(FileExistsError, match="version 3 already exists"):
-        export_model(model, str(base), catalog=sim.items, version=3, verbose=False)
+    assert sorted(os.listdir(base / "tfrec")) == ["2"]  # pruned to the newest, no staging left
+    with pytest.raises(FileExistsError, match="version 2 already exists"):
+        export_model(model, str(base), catalog=sim.items, version=2, verbose=False)
     with pytest.raises(ValueError, match="duplicate ids"):
         export_model(model, str(base), catalog=sim.items.iloc[[0, 0]], verbose=False)
 

@@ -128,6 +128,16 @@ ITEM_ROLES = (
 LABEL_ROLES = (Role.CLICK_LABEL, Role.VALUE_LABEL, Role.RELEVANCE_LABEL)
 
 
+def is_relevant(relevance, relevance_range):
+    """Whether a graded relevance counts as a positive: the upper half of `relevance_range` (the one threshold).
+
+    Works on numpy arrays and tensors alike, e.g. `is_relevant(np.array([0, 2, 3]), (0, 3))`
+    is `[False, True, True]`.
+    """
+    low, high = (float(v) for v in relevance_range)
+    return relevance >= low + 0.5 * (high - low)
+
+
 class SchemaError(ValueError):
     """A schema that is malformed, or a table that does not fit a schema."""
 

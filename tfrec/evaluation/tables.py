@@ -39,6 +39,7 @@ from tfrec.data import shapes as S
 from tfrec.evaluation import metrics as M
 from tfrec.evaluation.metric_sets import ctr_metrics, ranking_metrics, value_metrics
 from tfrec.evaluation.result import EvaluationResult
+from tfrec.schema import is_relevant
 
 
 def _retrieval_ranks(model, queries, catalog, schema, train_positives):
@@ -68,8 +69,7 @@ def _smoothed_item_mean(train, item, label, prior_weight=20.0):
 def _positive_mask(frame, schema):
     if schema.click_label:
         return frame[schema.click_label].to_numpy() > 0
-    low, high = schema.relevance_range
-    return frame[schema.relevance_label].to_numpy() >= low + 0.5 * (high - low)
+    return is_relevant(frame[schema.relevance_label].to_numpy(), schema.relevance_range)
 
 
 def evaluate_search(
@@ -103,11 +103,10 @@ def evaluate_search(
         scorers = {"model": at_top["ctr"], "popularity": base}
         gains = y
     if schema.relevance_label:
-        low, high = schema.relevance_range
         y = test[schema.relevance_label].to_numpy()
         item_rel, mean_rel = _smoothed_item_mean(train, item, schema.relevance_label)
         base = test[item].map(item_rel).fillna(mean_rel).to_numpy()
-        good = y >= low + 0.5 * (high - low)
+        good = is_relevant(y, schema.relevance_range)
         result["relevance"] = {
             name: {"rmse": M.rmse(y, p), "auc": M.auc(good, p)}
             for name, p in (
@@ -117,7 +116,7 @@ def evaluate_search(
             )
         }
         scorers = {"model": at_top["relevance"], "item_mean": base}
-        gains = y - low
+        gains = y - schema.relevance_range[0]
     if schema.position:
         scorers["logged_order"] = -test[schema.position].to_numpy(dtype=np.float64)
     ndcg: dict[str, Any] = {}

@@ -8,9 +8,10 @@
 | `UserValueTask` | value | `user_value`, `value_logits` (+ `value_probability`) | ZILN / MSE / Huber | RMSE |
 """
 
+from tfrec.schema import is_relevant
 from tfrec.tasks.ctr import CtrTask
 from tfrec.tasks.relevance import RelevanceTask
-from tfrec.tasks.retrieval import RetrievalTask, is_relevant
+from tfrec.tasks.retrieval import RetrievalTask
 from tfrec.tasks.task import Task
 from tfrec.tasks.user_value import UserValueTask
 

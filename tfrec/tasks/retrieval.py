@@ -21,13 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.losses.retrieval import InBatchSoftmaxRetrievalLoss
+from tfrec.schema import is_relevant
 from tfrec.tasks.task import Task
-
-
-def is_relevant(relevance, relevance_range):
-    """Graded relevance in the upper half of `relevance_range` counts as a positive (the one threshold)."""
-    low, high = relevance_range
-    return relevance >= low + 0.5 * (high - low)
 
 
 @keras.saving.register_keras_serializable(package="tfrec")

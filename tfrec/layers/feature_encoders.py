@@ -63,14 +63,17 @@ class _AttributeEncoder(keras.layers.Layer):
         self.num_oov = int(num_oov)
         self.seed = seed
         self.categorical_embeddings = {
-            name: IdEmbedding(vocab, self.embedding_dim, num_oov=self.num_oov, seed=seed, name=f"{name}_embedding")
-            for name, vocab in self.categorical.items()
+            name: self._embedding(vocab, f"{name}_embedding") for name, vocab in self.categorical.items()
         }
         self.numeric = None
         if self.numeric_columns:
             if not numeric_stats:
                 raise ValueError(f"{self.name}: numeric_stats is required for numeric columns {self.numeric_columns}")
             self.numeric = NumericFeatures(**numeric_stats, name="numeric")
+
+    def _embedding(self, vocabulary, name, **kwargs):
+        """An `IdEmbedding` of `vocabulary` with this encoder's size, OOV buckets and seed."""
+        return IdEmbedding(vocabulary, self.embedding_dim, num_oov=self.num_oov, seed=self.seed, name=name, **kwargs)
 
     def build(self, input_shape=None):
         for layer in self.categorical_embeddings.values():
@@ -137,23 +140,10 @@ class UserFeatureEncoder(_AttributeEncoder):
         self.id_dropout = float(id_dropout)
         self.id_embedding = None
         if id_column:
-            self.id_embedding = IdEmbedding(
-                id_vocabulary,
-                self.embedding_dim,
-                num_oov=self.num_oov,
-                id_dropout=self.id_dropout,
-                seed=self.seed,
-                name="user_id_embedding",
-            )
+            self.id_embedding = self._embedding(id_vocabulary, "user_id_embedding", id_dropout=self.id_dropout)
         self.history_embedding = None
         if history_column:
-            self.history_embedding = IdEmbedding(
-                history_vocabulary,
-                self.embedding_dim,
-                num_oov=self.num_oov,
-                seed=self.seed,
-                name="history_embedding",
-            )
+            self.history_embedding = self._embedding(history_vocabulary, "history_embedding")
             self.history_pooling = MaskedMeanPooling(name="history_pooling")
 
     def build(self, input_shape=None):
@@ -224,14 +214,7 @@ class ItemFeatureEncoder(_AttributeEncoder):
         self.id_dropout = float(id_dropout)
         self.id_embedding = None
         if id_column:
-            self.id_embedding = IdEmbedding(
-                id_vocabulary,
-                self.embedding_dim,
-                num_oov=self.num_oov,
-                id_dropout=self.id_dropout,
-                seed=self.seed,
-                name="item_id_embedding",
-            )
+            self.id_embedding = self._embedding(id_vocabulary, "item_id_embedding", id_dropout=self.id_dropout)
 
     def build(self, input_shape=None):
         super().build(input_shape)

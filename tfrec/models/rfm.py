@@ -2,7 +2,8 @@
 
 A linear least-squares regression of future spend on the customer's recency,
 frequency and monetary value (each `log1p`-transformed, plus the mean spend per
-purchase day and tenure), with a small ridge penalty. Fitting the spend itself
+purchase day and tenure), with a small ridge penalty (scikit-learn's
+`StandardScaler` and `Ridge`). Fitting the spend itself
 (not its log) keeps the predictions' mean equal to the training labels' mean,
 so the decile MAPE of the baseline is as fair as its ranking. Predictions are
 floored at 0.
@@ -21,6 +22,9 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 #: The customer columns the regressor reads (as `prepare_transactions` names them).
 RFM_COLUMNS = ("recency_days", "frequency", "monetary", "mean_day_spend", "tenure_days")
@@ -37,9 +41,7 @@ class RFMRegressor:
 
     columns: tuple[str, ...] = RFM_COLUMNS
     l2: float = 1e-3
-    coef_: np.ndarray | None = None
-    mean_: np.ndarray | None = None
-    std_: np.ndarray | None = None
+    pipeline_: Pipeline | None = None
 
     def _design(self, frame: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.columns if c not in frame.columns]
@@ -53,16 +55,12 @@ class RFMRegressor:
         y = np.asarray(target, dtype=np.float64)
         if len(y) != len(x) or len(y) < 2:
             raise ValueError(f"RFMRegressor.fit: need >= 2 rows and one target per row, got {len(x)} and {len(y)}")
-        self.mean_ = x.mean(0)
-        self.std_ = np.where(x.std(0) > 0, x.std(0), 1.0)
-        z = np.column_stack([np.ones(len(x)), (x - self.mean_) / self.std_])
-        penalty = self.l2 * len(x) * np.diag([0.0] + [1.0] * x.shape[1])
-        self.coef_ = np.linalg.solve(z.T @ z + penalty, z.T @ y)
+        # Ridge's penalty is alpha * |w|^2 on the summed squared error: l2 per row.
+        self.pipeline_ = make_pipeline(StandardScaler(), Ridge(alpha=self.l2 * len(x)))
+        self.pipeline_.fit(x, y)
         return self
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        if self.coef_ is None:
+        if self.pipeline_ is None:
             raise ValueError("RFMRegressor.predict: call fit first")
-        x = self._design(frame)
-        z = np.column_stack([np.ones(len(x)), (x - self.mean_) / self.std_])
-        return np.clip(z @ self.coef_, 0.0, None)
+        return np.clip(self.pipeline_.predict(self._design(frame)), 0.0, None)

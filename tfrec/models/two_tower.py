@@ -35,10 +35,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfrec.layers.serialization import deserialize_sublayers
 from tfrec.models.task_model import TaskModel
 from tfrec.tasks import CtrTask, RelevanceTask, RetrievalTask, UserValueTask
 from tfrec.towers import ItemTower
-from tfrec.towers.query_tower import concat_in_compute_dtype
+from tfrec.towers.tower import concat_in_compute_dtype
 
 
 @keras.saving.register_keras_serializable(package="tfrec")
@@ -160,7 +161,5 @@ class TwoTowerModel(TaskModel):
             item_config = {**item_config, "config": {**item_config["config"], "text_encoder": query_tower.text_encoder}}
         item_tower = ItemTower.from_config(item_config["config"])
         tasks = [deserialize(t) for t in config.pop("tasks", [])]
-        for key in ("cross_network", "multitask"):
-            if config.get(key) is not None:
-                config[key] = deserialize(config[key])
+        config = deserialize_sublayers(config, ("cross_network", "multitask"))
         return cls(query_tower=query_tower, item_tower=item_tower, tasks=tasks, **config)

@@ -24,6 +24,8 @@ import os
 import keras
 import tensorflow as tf
 
+from tfrec.layers.serialization import deserialize_sublayers
+
 
 @keras.saving.register_keras_serializable(package="tfrec")
 class TextEncoder(keras.layers.Layer):
@@ -130,12 +132,10 @@ class TextEncoder(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = deserialize_sublayers(config, ("tokenizer", "backbone"))
         vocabulary = config.pop("vocabulary", None)
-        config["tokenizer"] = keras.saving.deserialize_keras_object(config["tokenizer"])
         if vocabulary is not None and config["tokenizer"].vocabulary is None:
             config["tokenizer"].set_vocabulary(vocabulary)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
 
     # ------------------------------------------------------------ builders

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import keras
 
+from tfrec.layers.serialization import deserialize_sublayers
 from tfrec.models.task_model import TaskModel
 
 
@@ -53,7 +54,4 @@ class UserValueModel(TaskModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("user_encoder", "value_task"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return cls(**deserialize_sublayers(config, ("user_encoder", "value_task")))

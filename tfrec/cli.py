@@ -220,29 +220,21 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    import pandas as pd
-
-    from tfrec.data.pipeline import RowAccounting, expand_paths
-    from tfrec.data.validation import SchemaValidationError, validate
+    # The same reader and validation as `tfrec train --data` (tfrec.data.readers).
+    from tfrec.data.readers import DataFileError, read_tables
+    from tfrec.data.validation import SchemaValidationError
     from tfrec.schema import FeatureSchema
 
     schema = FeatureSchema.from_yaml(args.schema)
-    acc = RowAccounting()
-    rejected = []
-    for path in expand_paths(args.data):
-        df = pd.read_csv(path, encoding=args.encoding) if path.endswith(".csv") else pd.read_parquet(path)
-        try:
-            report = validate(df, schema, source=path)
-        except SchemaValidationError as e:
-            print(e, file=sys.stderr)
-            return 2
-        acc.add(report)
-        if len(report.rejected):
-            rejected.append(report.rejected.assign(_source=path))
-    print(acc.summary())
-    if args.rejected and rejected:
-        pd.concat(rejected).to_parquet(args.rejected, index=False)
-        print(f"wrote {acc.rows_rejected} rejected rows with their reasons to {args.rejected}")
+    try:
+        tables = read_tables(args.data, schema, csv_encoding=args.encoding, csv_delimiter=args.delimiter)
+    except (DataFileError, SchemaValidationError) as e:
+        print(e, file=sys.stderr)
+        return 2
+    print(tables.accounting.summary())
+    if args.rejected and len(tables.rejected):
+        tables.rejected.to_parquet(args.rejected, index=False)
+        print(f"wrote {tables.accounting.rows_rejected} rejected rows with their reasons to {args.rejected}")
     return 0
 
 
@@ -442,10 +434,11 @@ def main(argv=None) -> int:
         "--data",
         required=True,
         nargs="+",
-        help="CSV/parquet files, globs or folders (a folder: its parquet files) (required)",
+        help="CSV/parquet files, globs or folders (a folder: its CSV and parquet files) (required)",
     )
     p.add_argument("--schema", required=True, help="schema YAML mapping columns to roles (required)")
     p.add_argument("--encoding", default="utf-8", help="encoding of CSV files (default: utf-8)")
+    p.add_argument("--delimiter", default=",", help="field delimiter of CSV files (default: ,)")
     p.add_argument(
         "--rejected", default=None, help="parquet file for the rejected rows with their reasons (default: not written)"
     )

@@ -198,8 +198,22 @@ def read_tables(
         if len(report.rejected):
             rejected.append(report.rejected.assign(**{SOURCE_COLUMN: path}))
     frame = pd.concat(valid, ignore_index=True) if len(valid) > 1 else valid[0]
-    rejected_frame = pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame()
+    rejected_frame = _uniform_columns(pd.concat(rejected, ignore_index=True)) if rejected else pd.DataFrame()
     return Tables(frame=frame, rejected=rejected_frame, accounting=accounting, files=files)
+
+
+def _uniform_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rejected rows keep their raw values; a column that mixes kinds across files (text from a CSV,
+    numbers from a parquet file) is written as text, so `rejected.parquet` can hold every row."""
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        values = frame[column]
+        present = values[values.notna()]
+        kinds = {type(v) for v in present}
+        if len(kinds) > 1 and not any(k in (list, tuple) for k in kinds):
+            frame[column] = values.map(lambda v: str(v) if pd.notna(v) else None)
+    return frame
 
 
 def reject_rows(tables: Tables, mask, reason: str) -> Tables:

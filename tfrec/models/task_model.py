@@ -4,6 +4,13 @@ The model sums the weighted losses of its tasks (`weighted_losses`); Keras
 `fit` (through `compute_loss`) and the resumable `tfrec.training.Trainer`
 both call it, so both train the same objective. Each task updates its own
 metrics. Subclasses implement `call` and list their tasks in `self.tasks`.
+
+Example:
+
+```python
+total, losses = model.weighted_losses(features, labels, model(features))   # what fit and Trainer minimise
+assert sorted(losses) == sorted(model.task_names)
+```
 """
 
 from __future__ import annotations

@@ -9,6 +9,20 @@ The model only sums the weighted task losses, so `fit` and the resumable
 Subclasses set `label` (the key of the label in the `y` dict the data
 pipeline yields, or None for a task that needs no label) and implement
 `call`, `compute_loss` and `update_metrics`.
+
+Example:
+
+```python
+class SquaredClickError(Task):
+    label = "click"
+
+    def compute_loss(self, labels, outputs, features):
+        return tf.reduce_mean(tf.square(labels["click"] - outputs["ctr"]))
+
+
+task = SquaredClickError(name="click_error")
+task.compute_loss({"click": tf.constant([1.0, 0.0])}, {"ctr": tf.constant([0.8, 0.1])}, None)   # 0.025
+```
 """
 
 from __future__ import annotations

@@ -91,11 +91,7 @@ def namespace():
 
 
 def test_every_module_of_these_packages_has_an_example():
-    missing = [
-        m
-        for m in MODULES
-        if not EXAMPLE.search(importlib.import_module(m).__doc__ or "")
-    ]
+    missing = [m for m in MODULES if not EXAMPLE.search(importlib.import_module(m).__doc__ or "")]
     assert not missing, f"modules without a ```python example in their docstring: {missing}"
 
 

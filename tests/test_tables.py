@@ -336,6 +336,33 @@ def test_transactions_features_stop_at_the_cutoff():
 
 
 # ------------------------------------------------------------- end to end
+def _export_run(run_dir, model, expected_signatures):
+    """`tfrec export RUN_DIR` on a files run: the version's signatures answer as the in-process model does."""
+    import tensorflow as tf
+
+    from tfrec.cli import main
+    from tfrec.export.saved_model import example_inputs
+    from tfrec.models.inference import predict_user_value
+
+    assert main(["export", str(run_dir)]) == 0
+    version = run_dir / "models" / "tfrec" / "1"
+    manifest = json.loads((version / "assets.extra" / "tfrec_manifest.json").read_text())
+    assert manifest["signatures"] == expected_signatures and "rows" in manifest["metrics"]
+    loaded = tf.saved_model.load(str(version))
+    assert set(loaded.signatures) == set(expected_signatures)
+    examples = pd.read_parquet(run_dir / "examples.parquet").head(8)
+    inputs = example_inputs(model, examples)
+    out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs["serving_default"].items()})
+    if "score" in expected_signatures:
+        assert out["score"].shape == (len(examples),)
+        retrieved = loaded.signatures["retrieve"](**{k: tf.constant(v) for k, v in inputs["retrieve"].items()})
+        assert retrieved["item_ids"].shape[0] == len(examples)
+    else:  # a user-value model: serving_default is user_value
+        want = predict_user_value(model, examples)["user_value"]
+        np.testing.assert_allclose(out["user_value"].numpy(), want, rtol=1e-5, atol=1e-6)
+    return manifest
+
+
 def test_search_job_end_to_end(tmp_path):
     from tfrec.jobs.files import run
 
@@ -357,6 +384,9 @@ def test_search_job_end_to_end(tmp_path):
     assert config.data.schema["query_text"] == "search_query" and os.path.isabs(config.data.paths[0])
     if (tmp_path / "run" / "report.html").exists():  # where this version has the HTML report
         assert (tmp_path / "run" / "report.html").read_text().count("<img") >= 3  # CTR and retrieval figures
+    _export_run(
+        tmp_path / "run", result["model"], ["serving_default", "score", "encode_query", "encode_item", "retrieve"]
+    )
 
 
 def test_graded_search_job_end_to_end(tmp_path):
@@ -371,10 +401,16 @@ def test_graded_search_job_end_to_end(tmp_path):
         schema="training/configs/schemas/search_judgements.yaml",
     )
     config.training.epochs, config.training.learning_rate = 4, 0.005
-    m = run(config)["metrics"]["search"]
+    result = run(config)
+    m = result["metrics"]["search"]
     assert m["relevance"]["model"]["rmse"] < m["relevance"]["global_mean"]["rmse"]
     assert m["query_ndcg"]["model"]["ndcg@5"] > m["query_ndcg"]["item_mean"]["ndcg@5"]
     assert "ctr" not in m
+    # No clicks: no CTR head, and the exported score answers relevance, not P(click).
+    assert result["model"].task_names == ["retrieval", "relevance"]
+    _export_run(
+        tmp_path / "run", result["model"], ["serving_default", "score", "encode_query", "encode_item", "retrieve"]
+    )
 
 
 def test_interactions_job_end_to_end(tmp_path):
@@ -392,6 +428,9 @@ def test_interactions_job_end_to_end(tmp_path):
     assert r["model"]["recall@5"] > 1.5 * r["popularity"]["recall@5"]
     assert m["ctr"]["model"]["auc"] > 0.6
     assert result["data"].schema.user_history == "recent_items"
+    _export_run(
+        tmp_path / "run", result["model"], ["serving_default", "score", "encode_query", "encode_item", "retrieve"]
+    )
 
 
 def test_transactions_job_end_to_end_and_evaluate_run(tmp_path):
@@ -417,6 +456,8 @@ def test_transactions_job_end_to_end_and_evaluate_run(tmp_path):
     for name in ("model", "rfm"):
         assert again["value"][name]["normalized_gini"] == pytest.approx(v[name]["normalized_gini"], abs=1e-6)
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["value"]["customers"] == v["customers"]
+    manifest = _export_run(tmp_path / "run", result["model"], ["serving_default", "user_value"])
+    assert manifest["catalog_size"] == 0 and manifest["retrieval_index"] is None
     if (tmp_path / "eval" / "report.html").exists():
         assert (tmp_path / "eval" / "report.html").read_text().count("<img") >= 2  # user value figures
 

@@ -126,16 +126,62 @@ def cmd_export(args) -> int:
     import pandas as pd
 
     import tfrec.models  # noqa: F401  (registers the layers for loading)
+
+    run_dir = args.run_dir
+    if run_dir is None and args.model is None:
+        print("tfrec export: give a run directory (tfrec export RUN_DIR) or --model", file=sys.stderr)
+        return 2
+    if run_dir is not None and not os.path.isdir(run_dir):
+        print(f"tfrec export: run directory not found: {run_dir!r}", file=sys.stderr)
+        return 2
+
+    def from_run(value, name):
+        """An explicit flag, else the run directory's file `name` where it exists."""
+        if value is not None or run_dir is None:
+            return value
+        path = os.path.join(run_dir, name)
+        return path if os.path.exists(path) else None
+
+    model_path = from_run(args.model, "model.keras")
+    if model_path is None:
+        print(f"tfrec export: {run_dir!r} has no model.keras (did training finish?)", file=sys.stderr)
+        return 2
+    base_dir = args.base_dir or (os.path.join(run_dir, "models") if run_dir else None)
+    if base_dir is None:
+        print("tfrec export: --base-dir is required without a run directory", file=sys.stderr)
+        return 2
+    model = keras.models.load_model(model_path)
+    catalog_path, examples_path = from_run(args.catalog, "catalog.parquet"), from_run(args.examples, "examples.parquet")
+    catalog = pd.read_parquet(catalog_path) if catalog_path else None
+    examples = pd.read_parquet(examples_path) if examples_path else None
+    metrics_path = from_run(None, "metrics.json")
+    metrics = None
+    if metrics_path:
+        with open(metrics_path, encoding="utf-8") as f:
+            metrics = json.load(f)
+    options = {k: v for k, v in (("clusters", args.clusters), ("probe", args.probe)) if v is not None}
+    try:
+        result = _export(model, base_dir, catalog, examples, metrics, args, options)
+    except ValueError as e:
+        print(f"tfrec export: {e}", file=sys.stderr)
+        return 2
+    print(f"exported {result.path}")
+    print(
+        f"  size {result.size_bytes / 1e6:.1f} MB, export {result.export_seconds:.1f}s, "
+        f"cold load {result.load_seconds:.1f}s"
+    )
+    print(f"  signatures: {', '.join(result.signatures)}")
+    return 0
+
+
+def _export(model, base_dir, catalog, examples, metrics, args, options):
     from tfrec.export import export_model
 
-    model = keras.models.load_model(args.model)
-    catalog = pd.read_parquet(args.catalog)
-    examples = pd.read_parquet(args.examples) if args.examples else None
-    options = {k: v for k, v in (("clusters", args.clusters), ("probe", args.probe)) if v is not None}
-    result = export_model(
+    return export_model(
         model,
-        args.base_dir,
+        base_dir,
         catalog=catalog,
+        metrics=metrics,
         model_name=args.name,
         version=args.version,
         max_k=args.max_k,
@@ -145,13 +191,6 @@ def cmd_export(args) -> int:
         retrieval_index=args.retrieval_index,
         index_options=options,
     )
-    print(f"exported {result.path}")
-    print(
-        f"  size {result.size_bytes / 1e6:.1f} MB, export {result.export_seconds:.1f}s, "
-        f"cold load {result.load_seconds:.1f}s"
-    )
-    print(f"  signatures: {', '.join(result.signatures)}")
-    return 0
 
 
 def cmd_serve(args) -> int:
@@ -316,22 +355,35 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="passes over the training split (default: training.epochs)")
     p.set_defaults(fn=cmd_cold_start)
 
-    p = sub.add_parser("export", help="export a trained .keras model as a TF Serving SavedModel version")
-    p.add_argument("--model", required=True, help="a .keras file written by a tfrec job (required)")
+    p = sub.add_parser(
+        "export",
+        help="export a run's model (tfrec export RUN_DIR) or a .keras file as a TF Serving SavedModel version",
+    )
+    p.add_argument(
+        "run_dir",
+        nargs="?",
+        default=None,
+        help="a run directory any tfrec job wrote: its model.keras, catalog.parquet, examples.parquet and "
+        "metrics.json are used (default: none; then --model, --catalog and --base-dir)",
+    )
+    p.add_argument("--model", default=None, help="a .keras file written by a tfrec job (default: RUN_DIR/model.keras)")
     p.add_argument(
         "--catalog",
-        required=True,
-        help="parquet of the items retrieve searches, with the schema's item columns (required)",
+        default=None,
+        help="parquet of the items retrieve searches, with the schema's item columns (default: "
+        "RUN_DIR/catalog.parquet; not needed for a user-value model)",
     )
     p.add_argument(
         "--examples",
         default=None,
-        help="parquet rows for the warm-up requests (default: the catalog's first rows, item signatures only)",
+        help="parquet rows for the warm-up requests (default: RUN_DIR/examples.parquet, else the catalog's "
+        "first rows, item signatures only)",
     )
     p.add_argument(
         "--base-dir",
-        required=True,
-        help="TF Serving model base directory; the version goes to <base-dir>/<name>/<version> (required)",
+        default=None,
+        help="TF Serving model base directory; the version goes to <base-dir>/<name>/<version> "
+        "(default: RUN_DIR/models)",
     )
     p.add_argument("--name", default="tfrec", help="model name: folder and model_spec.name (default: tfrec)")
     p.add_argument(

@@ -13,6 +13,9 @@ a `[batch, n]` string matrix for the user history, padded with ""):
 | `retrieve` | user features, `k` int32 `[B]`, `exclude_item_ids` string `[B, n]` | `item_ids` `[B, K]`, `scores` |
 | `user_value` (with a value task) | user features | `user_value`, `value_probability` (ZILN) |
 
+A `UserValueModel` (a table of customers, no items) exports `user_value` and
+`serving_default` = `user_value` only.
+
 `retrieve` scores the catalog embedded at export time by brute force in the
 graph, drops excluded ids (send `[[""]]` to exclude nothing) and returns the
 top `K = min(max(k), max_k)`; rows asking for fewer than K get `""` ids and
@@ -125,10 +128,26 @@ def _package_versions():
     return out
 
 
+def has_items(model) -> bool:
+    """Whether `model` has an item tower (a `UserValueModel` has none)."""
+    return getattr(model, "item_tower", None) is not None
+
+
 def signature_names(model) -> list[str]:
-    """The signatures an export of `model` has (`user_value` only with a user-value task)."""
+    """The signatures an export of `model` has.
+
+    Two towers: `serving_default` (= `score`), `score`, `encode_query`,
+    `encode_item`, `retrieve`, and `user_value` where the model has a value
+    task; a user-value model: `serving_default` (= `user_value`) and `user_value`.
+    """
+    if not has_items(model):
+        return ["serving_default", "user_value"]
     names = ["serving_default", "score", "encode_query", "encode_item", "retrieve"]
     return names + (["user_value"] if getattr(model, "value_task", None) is not None else [])
+
+
+def _default_signature(model) -> str:
+    return "score" if has_items(model) else "user_value"
 
 
 def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, index=None):
@@ -141,8 +160,10 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, inde
     schema = model.schema
     specs = serving_specs(schema)
     user_spec, item_spec = specs["user"], specs["item"]
-    index = (index or BruteForceIndex(catalog_embeddings)).attach(holder)
     value_keys = ("user_value", "value_probability")
+    if not has_items(model):
+        return {"user_value": (_user_value_endpoint(model, schema, value_keys), user_spec)}
+    index = (index or BruteForceIndex(catalog_embeddings)).attach(holder)
 
     def score(features):
         out = model(fit_history(features, schema), training=False)
@@ -155,9 +176,7 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, inde
     def encode_item(features):
         return {"item_embedding": model.encode_item(features)}
 
-    def user_value(features):
-        out = model.predict_user_value(fit_history(features, schema))
-        return {k: out[k] for k in value_keys if k in out}
+    user_value = _user_value_endpoint(model, schema, value_keys)
 
     num_items = len(catalog_ids)
 
@@ -198,17 +217,27 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, inde
     return {name: endpoints[name] for name in signature_names(model) if name in endpoints}
 
 
+def _user_value_endpoint(model, schema, value_keys):
+    def user_value(features):
+        out = model.predict_user_value(fit_history(features, schema))
+        return {k: out[k] for k in value_keys if k in out}
+
+    return user_value
+
+
 def example_inputs(model, examples: pd.DataFrame, k=10) -> dict[str, dict[str, np.ndarray]]:
     """Signature inputs (numpy) for the rows of `examples`, per signature."""
     schema = model.schema
     user = features_of(examples, schema, schema.user_feature_names)
+    if not has_items(model):
+        return {"serving_default": user, "user_value": user}
     item = features_of(examples, schema, schema.item_feature_names)
     n = len(examples)
     retrieve = dict(user)
     retrieve["k"] = np.full(n, k, np.int32)
     retrieve["exclude_item_ids"] = np.full((n, 1), "", dtype=object)
     both = {**user, **item}
-    return {
+    inputs = {
         "score": both,
         "serving_default": both,
         "encode_query": user,
@@ -216,6 +245,7 @@ def example_inputs(model, examples: pd.DataFrame, k=10) -> dict[str, dict[str, n
         "retrieve": retrieve,
         "user_value": user,
     }
+    return {name: inputs[name] for name in signature_names(model)}
 
 
 def write_warmup_requests(path, model_name, inputs_by_signature, max_records=1000):
@@ -249,7 +279,7 @@ def export_model(
     model,
     base_dir: str,
     *,
-    catalog: pd.DataFrame,
+    catalog: pd.DataFrame | None = None,
     model_name: str = "tfrec",
     version: int | None = None,
     max_k: int = 100,
@@ -264,9 +294,10 @@ def export_model(
     """Writes a new version of `model` under `base_dir/model_name/` atomically.
 
     Args:
-        model: a trained `TwoTowerModel`.
+        model: a trained `TwoTowerModel` or `UserValueModel`.
         base_dir: TF Serving's model base directory (`--model_base_path`'s parent).
-        catalog: the items `retrieve` searches: the schema's item columns.
+        catalog: the items `retrieve` searches: the schema's item columns
+            (None for a `UserValueModel`, which has no items).
         model_name: folder name and `model_spec.name` of warm-up requests.
         version: version number; default: one above the highest present.
         max_k: most items `retrieve` returns per query.
@@ -283,14 +314,20 @@ def export_model(
             `iterations`, `seed` (`tfrec.export.retrieval_index.PartitionedIndex`).
     """
     schema = model.schema
-    if not schema.item_id:
-        raise ValueError("export_model: the schema has no item_id; retrieve needs catalog ids")
-    if len(catalog) == 0:
-        raise ValueError("export_model: the catalog is empty")
+    items = has_items(model)
+    if items:
+        if catalog is None:
+            raise ValueError("export_model: a two-tower model needs the catalog that retrieve searches")
+        if not schema.item_id:
+            raise ValueError("export_model: the schema has no item_id; retrieve needs catalog ids")
+        if len(catalog) == 0:
+            raise ValueError("export_model: the catalog is empty")
+        if catalog[schema.item_id].duplicated().any():
+            raise ValueError(f"export_model: catalog column '{schema.item_id}' has duplicate ids")
+    elif examples is None:
+        raise ValueError("export_model: a user-value model needs examples (rows of user features) for warm-up")
     if max_k < 1:
         raise ValueError(f"export_model: max_k must be >= 1, got {max_k}")
-    if catalog[schema.item_id].duplicated().any():
-        raise ValueError(f"export_model: catalog column '{schema.item_id}' has duplicate ids")
     t0 = time.time()
     model_dir = os.path.join(base_dir, model_name)
     os.makedirs(model_dir, exist_ok=True)
@@ -301,29 +338,35 @@ def export_model(
         raise FileExistsError(f"export_model: version {version} already exists at {final}; versions are immutable")
     staging = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
 
-    catalog_ids = catalog[schema.item_id].astype(str).to_numpy()
-    catalog_embeddings = encode_items(model, catalog).astype(np.float32)
-    index = make_index(retrieval_index, catalog_embeddings, **(index_options or {}))
-    holder = ServingCatalog(catalog_ids, name="tfrec_serving")
-    endpoints = build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, index=index)
+    index = holder = None
+    catalog_ids = np.zeros(0, dtype=object)
+    if items:
+        assert catalog is not None  # checked above
+        catalog_ids = catalog[schema.item_id].astype(str).to_numpy()
+        catalog_embeddings = encode_items(model, catalog).astype(np.float32)
+        index = make_index(retrieval_index, catalog_embeddings, **(index_options or {}))
+        holder = ServingCatalog(catalog_ids, name="tfrec_serving")
+        endpoints = build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, index=index)
+    else:
+        endpoints = build_signatures(model, None, None, max_k, None)
     archive = keras.export.ExportArchive()
     # The model's components (towers, tasks) and the catalog are layers that
     # ExportArchive tracks with their variables and lookup tables.
-    for layer in model.components() + [holder]:
+    for layer in model.components() + ([holder] if holder is not None else []):
         archive.track(layer)
     for name, (fn, spec) in endpoints.items():
         archive.add_endpoint(name, tf.function(fn), input_signature=[spec])
-    archive.add_endpoint("serving_default", tf.function(endpoints["score"][0]), input_signature=[endpoints["score"][1]])
+    default_fn, default_spec = endpoints[_default_signature(model)]
+    archive.add_endpoint("serving_default", tf.function(default_fn), input_signature=[default_spec])
     try:
         archive.write_out(staging, verbose=False)
         extra = os.path.join(staging, "assets.extra")
         os.makedirs(extra, exist_ok=True)
-        warm = examples if examples is not None else None
-        inputs = (
-            example_inputs(model, warm.head(8))
-            if warm is not None
-            else {"encode_item": features_of(catalog.head(8), schema, schema.item_feature_names)}
-        )
+        if examples is not None:
+            inputs = example_inputs(model, examples.head(8))
+        else:  # a two-tower model (a user-value model needs examples): item signatures only
+            assert catalog is not None
+            inputs = {"encode_item": features_of(catalog.head(8), schema, schema.item_feature_names)}
         n_warm = write_warmup_requests(os.path.join(extra, WARMUP_FILE), model_name, inputs)
         manifest = {
             "model_name": model_name,
@@ -332,7 +375,7 @@ def export_model(
             "signatures": signature_names(model),
             "max_k": max_k,
             "catalog_size": int(len(catalog_ids)),
-            "retrieval_index": index.describe(),
+            "retrieval_index": index.describe() if index is not None else None,
             "schema": schema.to_dict(),
             "model_config": model.config.to_dict(),
             "training_config": training_config,

@@ -116,6 +116,14 @@ def test_simulated_job_end_to_end(tmp_path):
         )
         == 2
     )
+    # The run directory alone is enough: model, catalog, examples and metrics come from it.
+    assert main(["export", str(tmp_path / "run"), "--max-k", "20"]) == 0
+    assert sorted(os.listdir(tmp_path / "run" / "models" / "tfrec")) == ["1", "2", "3"]
+    manifest = json.loads(
+        (tmp_path / "run" / "models" / "tfrec" / "3" / "assets.extra" / "tfrec_manifest.json").read_text()
+    )
+    assert manifest["catalog_size"] == 400 and "retrieval" in manifest["metrics"]
+    assert main(["export", str(tmp_path / "no-such-run")]) == 2
 
 
 def test_text_makes_never_seen_items_retrievable():

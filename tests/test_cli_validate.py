@@ -40,3 +40,20 @@ def test_validate_names_the_file_on_a_wrong_encoding_and_a_missing_column(tmp_pa
     assert main(["validate", "--data", str(no_price), "--schema", _schema(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "price" in err and "no_price.csv" in err
+
+
+def test_validate_warns_on_header_only_files_and_duplicate_rows(tmp_path, capsys):
+    header = tmp_path / "header.csv"
+    header.write_text("sku,price,clicked\n")
+    assert main(["validate", "--data", str(header), "--schema", _schema(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "header.csv: a header and no data rows" in err and "no data rows in any file" in err
+    dup = tmp_path / "dup.parquet"
+    pd.DataFrame({"sku": ["a", "a", "b"], "price": [1.0, 1.0, 2.0], "clicked": [0, 0, 1]}).to_parquet(dup)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert main(["validate", "--data", str(dup), str(header), "--schema", _schema(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "dup.parquet: 1 row(s) repeat an earlier row exactly" in err and "header.csv" in err
+    assert main(["validate", "--data", str(empty), "--schema", _schema(tmp_path)]) == 2
+    assert "empty.csv" in capsys.readouterr().err

@@ -274,7 +274,37 @@ def cmd_validate(args) -> int:
     if args.rejected and len(tables.rejected):
         tables.rejected.to_parquet(args.rejected, index=False)
         print(f"wrote {tables.accounting.rows_rejected} rejected rows with their reasons to {args.rejected}")
+    for warning in _validation_warnings(tables):
+        print(f"warning: {warning}", file=sys.stderr)
+    if tables.accounting.rows_read == 0:
+        print("tfrec validate: no data rows in any file", file=sys.stderr)
+        return 1
     return 0
+
+
+def _validation_warnings(tables) -> list[str]:
+    """Files without data rows, and exact duplicate rows (kept: a log may repeat an event on purpose)."""
+    from tfrec.data.readers import SOURCE_COLUMN
+
+    out = []
+    parts = [f for f in (tables.frame, tables.rejected) if len(f)]
+    counts = {path: 0 for path in tables.files}
+    for frame in parts:
+        for path, n in frame[SOURCE_COLUMN].value_counts().items():
+            counts[path] = counts.get(path, 0) + int(n)
+    out += [f"{path}: a header and no data rows" for path, n in counts.items() if n == 0]
+    frame = tables.frame
+    if len(frame):
+        import numpy as np
+
+        def hashable_value(v):  # histories are lists or arrays
+            return tuple(v) if isinstance(v, (list, tuple, np.ndarray)) else v
+
+        hashable = frame.apply(lambda column: column.map(hashable_value))
+        duplicated = hashable.duplicated(keep="first")
+        for path, n in frame.loc[duplicated, SOURCE_COLUMN].value_counts().items():
+            out.append(f"{path}: {int(n)} row(s) repeat an earlier row exactly (kept; drop them if unintended)")
+    return out
 
 
 def cmd_online_retail(args) -> int:

@@ -137,3 +137,19 @@ def test_text_makes_never_seen_items_retrievable():
     result = run(JobConfig.from_dict(small), held_out_fraction=0.2, k=50)
     assert result["queries"] > 50
     assert result["text"]["recall@50"] >= 3 * result["id_only"]["recall@50"], result
+
+
+def test_a_task_weighted_zero_is_neither_built_nor_evaluated(tmp_path):
+    """loss_weights.ctr = 0 and value = 0: no CTR or value head, and the job evaluates and reports the rest."""
+    from tfrec.jobs.simulated import run
+
+    small = json.loads(json.dumps(SMALL))
+    small["simulator"].update(num_users=300, num_items=100, num_sessions=600)
+    small["model"]["loss_weights"] = {"ctr": 0.0, "value": 0.0}
+    small["training"]["epochs"] = 1
+    small["export"] = {"enabled": False}
+    result = run(JobConfig.from_dict({**small, "output_dir": str(tmp_path / "run")}))
+    assert result["model"].task_names == ["retrieval", "relevance"]
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "ctr" not in m and "value" not in m and m["retrieval"]["model"]["recall@50"] > 0
+    assert "Not evaluated" in (tmp_path / "run" / "report.html").read_text()

@@ -199,20 +199,24 @@ def evaluate_simulated(
     """
     ks = sorted(int(k) for k in ks)
     train_df, test_df = split.train, split.test
-    y_ctr = test_df.click.to_numpy()
-    ctr = ctr_scores(model, train_df, test_df)
+    # Sections of tasks the model was built without (loss weight 0) are not evaluated.
+    tasks = set(model.task_names)
+    y_ctr = test_df.click.to_numpy() if "ctr" in tasks else None
+    ctr = ctr_scores(model, train_df, test_df) if "ctr" in tasks else None
     # Encode every query and the catalog once for retrieval and business value.
     clicked, sessions = clicked_queries(test_df, max_queries, seed), session_queries(test_df, max_queries, seed)
     q = encode_queries(model, pd.concat([clicked, sessions]))
     items = encode_items(model, sim.items)
     ranks = retrieval_ranks(model, sim, train_df, test_df, max_queries, seed, q[: len(clicked)], items)
-    y_value, value = value_scores(model, sim, value_holdout)
+    y_value, value = value_scores(model, sim, value_holdout) if "value" in tasks else (None, None)
     metrics = {
-        "ctr": ctr_metrics(y_ctr, ctr),
         "retrieval": {**ranking_metrics(ranks, ks), "queries": len(ranks["model"])},
-        "value": {**value_metrics(y_value, value), "users": len(y_value)},
         "business": business_evaluation(model, sim, train_df, test_df, ks, max_queries, seed, q[len(clicked) :], items),
     }
+    if ctr is not None:
+        metrics = {"ctr": ctr_metrics(y_ctr, ctr), **metrics}
+    if value is not None and y_value is not None:
+        metrics["value"] = {**value_metrics(y_value, value), "users": len(y_value)}
     cfg = sim.config
     info = {
         "data": (

@@ -94,7 +94,9 @@ def evaluate_search(
         logged = at_top = predict_dataframe(model, test)
     result: dict[str, Any] = {"rows": len(test), "queries": int(test[S.QUERY_KEY_COLUMN].nunique())}
     scorers: dict[str, np.ndarray] = {}
-    if schema.click_label:
+    gains = None
+    # Only the sections of tasks the model has (a task weighted 0 is not built).
+    if schema.click_label and "ctr" in logged:
         y = test[schema.click_label].to_numpy()
         item_ctr, mean_ctr = _smoothed_item_mean(train, item, schema.click_label)
         base = test[item].map(item_ctr).fillna(mean_ctr).to_numpy()
@@ -102,7 +104,7 @@ def evaluate_search(
         arrays["ctr"] = (y, {"model": logged["ctr"], "popularity": base})
         scorers = {"model": at_top["ctr"], "popularity": base}
         gains = y
-    if schema.relevance_label:
+    if schema.relevance_label and "relevance" in at_top:
         y = test[schema.relevance_label].to_numpy()
         item_rel, mean_rel = _smoothed_item_mean(train, item, schema.relevance_label)
         base = test[item].map(item_rel).fillna(mean_rel).to_numpy()
@@ -117,16 +119,17 @@ def evaluate_search(
         }
         scorers = {"model": at_top["relevance"], "item_mean": base}
         gains = y - schema.relevance_range[0]
-    if schema.position:
+    if schema.position and gains is not None:
         scorers["logged_order"] = -test[schema.position].to_numpy(dtype=np.float64)
-    ndcg: dict[str, Any] = {}
-    for name, scores in scorers.items():
-        ndcg[name] = {}
-        for k in ks:
-            value, n = M.grouped_ndcg(test[S.QUERY_KEY_COLUMN], gains, scores, k, min_rows=min_query_rows)
-            ndcg[name][f"ndcg@{k}"] = value
-        ndcg["queries_scored"] = n
-    result["query_ndcg"] = ndcg
+    if gains is not None:  # a ranking head scored the rows
+        ndcg: dict[str, Any] = {}
+        for name, scores in scorers.items():
+            ndcg[name] = {}
+            for k in ks:
+                value, n = M.grouped_ndcg(test[S.QUERY_KEY_COLUMN], gains, scores, k, min_rows=min_query_rows)
+                ndcg[name][f"ndcg@{k}"] = value
+            ndcg["queries_scored"] = n
+        result["query_ndcg"] = ndcg
     positive = _positive_mask(test, schema)
     train_pos = train[_positive_mask(train, schema)]
     queries = _sample(test[positive].drop_duplicates([S.QUERY_KEY_COLUMN, item]), max_queries, seed)
@@ -151,7 +154,7 @@ def evaluate_interactions(model, data: S.PreparedData, ks, max_queries, seed=0, 
     result: dict[str, Any] = {"retrieval": ranking_metrics(ranks, ks)}
     result["retrieval"]["queries"] = len(ranks["model"])
     y = test[click].to_numpy()
-    if (y == 0).any():
+    if (y == 0).any() and "ctr" in model.task_names:
         p = predict_dataframe(model, test, outputs=("ctr",))["ctr"]
         counts = train[train[click] > 0][schema.item_id].value_counts()
         base = test[schema.item_id].map(counts).fillna(0).to_numpy(dtype=np.float64)

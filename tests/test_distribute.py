@@ -81,3 +81,33 @@ def test_strategy_choice(monkeypatch):
     assert choose_strategy("auto").num_replicas_in_sync == 1  # one CPU, no cluster
     with pytest.raises(ValueError, match="training.strategy"):
         choose_strategy("horovod")
+
+
+def test_fit_under_two_replicas_says_to_use_the_trainer():
+    """Keras fit cannot take string features under a 2-replica strategy: a clear error, not a Keras traceback."""
+    code = r"""
+import os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tfrec.data.pipeline import dataset_from_dataframe
+from tfrec.data.simulator import SimulatorConfig, simulate
+from tfrec.data.validation import validate
+from tfrec.models import ModelConfig, build_model
+sim = simulate(SimulatorConfig(num_users=60, num_items=30, num_sessions=40, seed=1))
+df = validate(sim.impressions, sim.schema()).valid
+with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+    config = ModelConfig(embedding_dim=8, id_embedding_dim=4, tower_units=[8], use_text=False)
+    model = build_model(sim.schema(), config, df)
+    model.compile(optimizer="adam")
+try:
+    model.fit(dataset_from_dataframe(df, sim.schema(), batch_size=16).take(1), verbose=0)
+except ValueError as e:
+    print("ERROR", e)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=os.path.dirname(HERE)
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ERROR model.fit under a tf.distribute strategy" in out.stdout and "Trainer" in out.stdout

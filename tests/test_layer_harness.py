@@ -199,3 +199,11 @@ def test_towers_share_one_text_encoder_after_saving(tmp_path):
     loaded = keras.models.load_model(path)
     assert loaded.query_tower.text_encoder is loaded.item_tower.text_encoder
     assert len(loaded.weights) == len(model.weights)
+
+
+def test_a_model_config_from_before_towers_and_tasks_gets_a_clear_error():
+    from tfrec.models import TwoTowerModel
+
+    old = {"name": "two_tower", "schema": {}, "config": {}, "user_encoder": {}, "item_encoder": {}}
+    with pytest.raises(ValueError, match="before towers and tasks.*train it again"):
+        TwoTowerModel.from_config(old)

@@ -209,3 +209,11 @@ def test_roc_curve_area_is_the_auc():
     assert fpr[0] == tpr[0] == 0.0 and fpr[-1] == tpr[-1] == 1.0
     assert len(fpr) == len(np.unique(p)) + 1  # one step per distinct score
     assert np.trapezoid(tpr, fpr) == pytest.approx(M.auc(y, p), abs=1e-12)
+
+
+def test_a_diverged_model_gives_nan_metrics_not_an_exception():
+    y = np.array([0, 1, 0, 1])
+    p = np.array([0.1, np.nan, 0.3, 0.8])
+    assert np.isnan(M.auc(y, p)) and np.isnan(M.log_loss(y, p))
+    assert np.isnan(M.auc(y, np.array([0.1, np.inf, 0.3, 0.8])))
+    assert M.auc(y, np.array([0.1, 0.9, 0.3, 0.8])) == 1.0

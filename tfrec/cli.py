@@ -5,11 +5,11 @@ tfrec quickstart [--config training/configs/quickstart.yaml] [--output-dir DIR]
 tfrec train --config training/configs/<name>.yaml [--output-dir DIR] [--data FILES --schema S.yaml --shape S]
 tfrec evaluate --run-dir runs/quickstart [--output DIR]
 tfrec cold-start [--config ...] [--held-out 0.15]
-tfrec export --model runs/quickstart/model.keras --catalog runs/quickstart/catalog.parquet --base-dir models
+tfrec export runs/quickstart [--base-dir DIR] [--name NAME]      # or --model M.keras --catalog C.parquet --base-dir DIR
 tfrec serve --base-dir runs/quickstart/models [--port 8500] [--http-port 8501]
 tfrec loadtest --target 127.0.0.1:8500 --examples runs/quickstart/examples.parquet --clients 16 --seconds 10
 tfrec simulate --out impressions.parquet [--sessions N] [--seed S]
-tfrec validate --data FILES --schema schema.yaml [--rejected rejected.parquet]
+tfrec validate --data FILES --schema schema.yaml [--rejected rejected.parquet] [--encoding E] [--delimiter D]
 tfrec online-retail [--path online_retail.parquet] [--cutoff 2011-08-31]
 ```
 """
@@ -78,9 +78,7 @@ def cmd_train(args) -> int:
         config.training.strategy = args.strategy
         config.training.__post_init__()
     if args.data or args.schema or args.shape:
-        data = getattr(config, "data", None)
-        if data is None:
-            raise ValueError("--data/--schema/--shape: this version cannot train on files")
+        data = config.data
         if args.data:
             data.paths = list(args.data)
             data.source = "files"
@@ -126,6 +124,7 @@ def cmd_export(args) -> int:
     import pandas as pd
 
     import tfrec.models  # noqa: F401  (registers the layers for loading)
+    from tfrec.export import export_model
 
     run_dir = args.run_dir
     if run_dir is None and args.model is None:
@@ -161,7 +160,20 @@ def cmd_export(args) -> int:
             metrics = json.load(f)
     options = {k: v for k, v in (("clusters", args.clusters), ("probe", args.probe)) if v is not None}
     try:
-        result = _export(model, base_dir, catalog, examples, metrics, args, options)
+        result = export_model(
+            model,
+            base_dir,
+            catalog=catalog,
+            metrics=metrics,
+            model_name=args.name,
+            version=args.version,
+            max_k=args.max_k,
+            keep_versions=args.keep,
+            examples=examples,
+            verbose=False,
+            retrieval_index=args.retrieval_index,
+            index_options=options,
+        )
     except ValueError as e:
         print(f"tfrec export: {e}", file=sys.stderr)
         return 2
@@ -172,25 +184,6 @@ def cmd_export(args) -> int:
     )
     print(f"  signatures: {', '.join(result.signatures)}")
     return 0
-
-
-def _export(model, base_dir, catalog, examples, metrics, args, options):
-    from tfrec.export import export_model
-
-    return export_model(
-        model,
-        base_dir,
-        catalog=catalog,
-        metrics=metrics,
-        model_name=args.name,
-        version=args.version,
-        max_k=args.max_k,
-        keep_versions=args.keep,
-        examples=examples,
-        verbose=False,
-        retrieval_index=args.retrieval_index,
-        index_options=options,
-    )
 
 
 def cmd_serve(args) -> int:
@@ -274,7 +267,7 @@ def cmd_validate(args) -> int:
     if args.rejected and len(tables.rejected):
         tables.rejected.to_parquet(args.rejected, index=False)
         print(f"wrote {tables.accounting.rows_rejected} rejected rows with their reasons to {args.rejected}")
-    for warning in _validation_warnings(tables):
+    for warning in _validation_warnings(tables, schema):
         print(f"warning: {warning}", file=sys.stderr)
     if tables.accounting.rows_read == 0:
         print("tfrec validate: no data rows in any file", file=sys.stderr)
@@ -282,8 +275,11 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def _validation_warnings(tables) -> list[str]:
-    """Files without data rows, and exact duplicate rows (kept: a log may repeat an event on purpose)."""
+def _validation_warnings(tables, schema) -> list[str]:
+    """Files without data rows, and exact duplicate rows (kept: a log may repeat an event on purpose).
+
+    A row repeating one of another file counts too (it is reported in the later file).
+    """
     from tfrec.data.readers import SOURCE_COLUMN
 
     out = []
@@ -295,13 +291,10 @@ def _validation_warnings(tables) -> list[str]:
     out += [f"{path}: a header and no data rows" for path, n in counts.items() if n == 0]
     frame = tables.frame
     if len(frame):
-        import numpy as np
-
-        def hashable_value(v):  # histories are lists or arrays
-            return tuple(v) if isinstance(v, (list, tuple, np.ndarray)) else v
-
-        hashable = frame.apply(lambda column: column.map(hashable_value))
-        duplicated = hashable.duplicated(keep="first")
+        rows = frame.drop(columns=[SOURCE_COLUMN])
+        if schema.user_history in rows:  # the one list-valued column: hashable for duplicated()
+            rows[schema.user_history] = rows[schema.user_history].map(tuple)
+        duplicated = rows.duplicated(keep="first")
         for path, n in frame.loc[duplicated, SOURCE_COLUMN].value_counts().items():
             out.append(f"{path}: {int(n)} row(s) repeat an earlier row exactly (kept; drop them if unintended)")
     return out

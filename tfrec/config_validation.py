@@ -30,7 +30,8 @@ A float field takes a number written as a string too (PyYAML reads `1e-3`,
 an exponent without a dot, as the string `'1e-3'`); a string field takes a
 path object or a YAML date (`cutoff: 2024-03-31`) as its text.
 
-This module imports neither TensorFlow nor Keras.
+This module imports neither TensorFlow nor Keras at import time; checking a
+bare keras-hub preset name imports keras-hub (once) to list its presets.
 """
 
 from __future__ import annotations
@@ -233,16 +234,23 @@ def check_bert_preset(key: str, value) -> None:
     if (
         isinstance(value, str)
         and value
-        and (os.path.isdir(value) or "://" in value or os.sep in value or "/" in value or value in _bert_presets())
+        and (
+            os.path.isdir(value)
+            or "://" in value
+            or os.sep in value
+            or "/" in value
+            or value in (_bert_presets() or {value})  # no keras-hub to ask: not checked
+        )
     ):
         return
     raise ValueError(f"{key}: unknown {value!r}; one of: {BERT_PRESET_CHOICES}")
 
 
 @functools.lru_cache(maxsize=1)
-def _bert_presets() -> frozenset:
+def _bert_presets() -> frozenset | None:
+    """keras-hub's BERT preset names; None where keras-hub cannot be imported (names are then not checked)."""
     try:
         import keras_hub
     except ImportError:
-        return frozenset()
+        return None
     return frozenset(keras_hub.models.BertBackbone.presets)

@@ -35,10 +35,10 @@ def _arrays(y_true, y_pred):
 
 
 def auc(y_true, y_score) -> float:
-    """Area under the ROC curve (ties count half). NaN if one class is absent."""
+    """Area under the ROC curve (ties count half). NaN if one class is absent or a score is not finite."""
     y, s = _arrays(y_true, y_score)
     pos = y > 0.5
-    if pos.all() or not pos.any():
+    if pos.all() or not pos.any() or not np.isfinite(s).all():
         return float("nan")  # sklearn raises here; an evaluation table shows NaN
     return float(skm.roc_auc_score(pos, s))
 
@@ -46,7 +46,7 @@ def auc(y_true, y_score) -> float:
 def log_loss(y_true, p, eps=1e-7) -> float:
     """Mean binary cross-entropy, predictions clipped to [eps, 1 - eps] (saturated float32 sigmoids stay finite)."""
     y, p = _arrays(y_true, p)
-    if not len(y):
+    if not len(y) or np.isnan(p).any():  # a diverged model: NaN in the table, not an exception
         return float("nan")
     # sklearn clips at float64's eps only, so clip at `eps` first; labels=[0, 1] allows one-class sets.
     return float(skm.log_loss(y > 0.5, np.clip(p, eps, 1 - eps), labels=[False, True]))

@@ -16,8 +16,9 @@ a `[batch, n]` string matrix for the user history, padded with ""):
 A `UserValueModel` (a table of customers, no items) exports `user_value` and
 `serving_default` = `user_value` only.
 
-`retrieve` scores the catalog embedded at export time by brute force in the
-graph, drops excluded ids (send `[[""]]` to exclude nothing) and returns the
+`retrieve` scores the catalog embedded at export time in the graph (brute
+force, or a partitioned k-means index with `retrieval_index="partitioned"`),
+drops excluded ids (send `[[""]]` to exclude nothing) and returns the
 top `K = min(max(k), max_k)`; rows asking for fewer than K get `""` ids and
 `-inf` scores in the extra slots. All preprocessing (tokenisation, lookups,
 normalisation) is in the graph. Only core TensorFlow ops and the TF Text ops

@@ -51,19 +51,13 @@ def resolved_config(config: JobConfig) -> JobConfig:
 
 
 def model_config_for(config: JobConfig, shape: str) -> JobConfig:
-    """The job config with what the shape's model needs; prints what it changed."""
-    if shape != "transactions":
-        return config
-    config = copy.deepcopy(config)
-    model = config.model
-    if model.loss_weights["value"] <= 0:
+    """The job config checked against what the shape's model needs.
+
+    (A transactions table gets a `UserValueModel`, whose value head always
+    trains the user profile: `build_model` ignores `value_detach_profile` there.)
+    """
+    if shape == "transactions" and config.model.loss_weights["value"] <= 0:
         raise ValueError("model.loss_weights.value must be > 0 for data.shape 'transactions'")
-    if model.value_detach_profile:
-        _log(
-            "transactions: one row per customer, so the value head trains the user profile "
-            "(model.value_detach_profile set to false)"
-        )
-        model.value_detach_profile = False
     return config
 
 

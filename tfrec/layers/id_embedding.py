@@ -81,7 +81,10 @@ class IdEmbedding(keras.layers.Layer):
             json.dump(self.vocabulary, f, ensure_ascii=False)
 
     def load_assets(self, dir_path):
-        with open(os.path.join(dir_path, VOCABULARY_ASSET), encoding="utf-8") as f:
+        path = os.path.join(dir_path, VOCABULARY_ASSET)
+        if not os.path.exists(path):  # saved when the vocabulary was in the config (it is then already set)
+            return
+        with open(path, encoding="utf-8") as f:
             vocabulary = [str(v) for v in json.load(f)]
         if len(vocabulary) != len(self.vocabulary):
             raise ValueError(

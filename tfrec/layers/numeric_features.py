@@ -63,7 +63,10 @@ class NumericFeatures(keras.layers.Layer):
             json.dump({"mean": self.mean, "std": self.std}, f)
 
     def load_assets(self, dir_path):
-        with open(os.path.join(dir_path, STATISTICS_ASSET), encoding="utf-8") as f:
+        path = os.path.join(dir_path, STATISTICS_ASSET)
+        if not os.path.exists(path):  # saved when the statistics were in the config (they are then already set)
+            return
+        with open(path, encoding="utf-8") as f:
             stats = json.load(f)
         if len(stats["mean"]) != len(self.mean):
             raise ValueError(f"{self.name}: saved statistics of {len(stats['mean'])} columns, config {len(self.mean)}")

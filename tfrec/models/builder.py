@@ -125,17 +125,18 @@ def build_model(
     if not schema.item_feature_names:
         # The value task reads the profile, which carries no user id: no id
         # embedding to train. Nothing else trains the profile: the value task must.
-        user_encoder = _user_encoder(schema, config, train_df, with_id=False)
+        user_encoder = _user_encoder(schema, config, train_df, [], with_id=False)
         value = UserValueTask(config.value_loss, detach_profile=False, dropout=config.dropout, name="value")
         return UserValueModel(schema, config, user_encoder, value, name="user_value")
-    return _two_tower(schema, config, train_df, tasks, _user_encoder(schema, config, train_df), text_encoder)
+    item_vocab = _vocabulary(train_df[schema.item_id], config.max_vocabulary) if schema.item_id else []
+    user_encoder = _user_encoder(schema, config, train_df, item_vocab)
+    return _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item_vocab)
 
 
-def _user_encoder(schema, config, train_df, with_id=True):
+def _user_encoder(schema, config, train_df, item_vocab, with_id=True):
     emb = config.id_embedding_dim
     history_vocab = []
     if schema.user_history:
-        item_vocab = _vocabulary(train_df[schema.item_id], config.max_vocabulary) if schema.item_id else []
         ids = [i for hist in train_df[schema.user_history] for i in (hist if hist is not None else [])]
         history_vocab = _vocabulary(list(item_vocab) + ids, config.max_vocabulary)
     id_column = schema.user_id if with_id else None
@@ -156,9 +157,8 @@ def _user_encoder(schema, config, train_df, with_id=True):
     )
 
 
-def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder):
+def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item_vocab):
     emb = config.id_embedding_dim
-    item_vocab = _vocabulary(train_df[schema.item_id], config.max_vocabulary) if schema.item_id else []
     item_numeric = ([schema.item_price] if schema.item_price else []) + schema.item_numeric
     item_encoder = ItemFeatureEncoder(
         id_column=schema.item_id,
@@ -195,9 +195,9 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder):
         # Unseen items get the rate of an item seen once (not zero: log(0)).
         oov = np.full(config.num_oov, 1.0 / total)
         prob = np.concatenate([oov, np.maximum(vocab_counts, 1.0) / total]).astype(np.float32)
-    item_text_encoder = None
+    title_encoder = None
     if config.use_text and schema.item_text and config.text.item_text == "bag_of_words":
-        item_text_encoder = BagOfWordsEncoder.from_corpus(
+        title_encoder = BagOfWordsEncoder.from_corpus(
             pd.unique(train_df[schema.item_text].astype(str)),
             output_dim=emb,
             num_oov=config.num_oov,
@@ -216,7 +216,7 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder):
     item_tower = ItemTower(
         item_encoder,
         text_encoder if text.item_text == "shared" else None,
-        title_encoder=item_text_encoder,
+        title_encoder=title_encoder,
         item_text_column=schema.item_text,
         units=config.tower_units,
         embedding_dim=config.embedding_dim,

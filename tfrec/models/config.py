@@ -16,10 +16,11 @@ from typing import Any
 
 from tfrec.config_validation import check_bert_preset, check_choice, check_config
 from tfrec.config_validation import from_dict as _from_dict
+from tfrec.layers.multi_task_block import STRUCTURES as MULTITASK
+from tfrec.tasks.user_value import VALUE_LOSSES
 
-VALUE_LOSSES = ("ziln", "mse", "huber")
-MULTITASK = ("shared_bottom", "mmoe", "ple")
 TASKS = ("retrieval", "ctr", "value", "relevance")
+DEFAULT_LOSS_WEIGHTS = {"retrieval": 1.0, "ctr": 1.0, "value": 0.3, "relevance": 0.3}
 
 
 @dataclasses.dataclass
@@ -116,7 +117,9 @@ class ModelConfig:
         value_detach_profile: the value head reads the user profile without
             training it. One user's value label repeats on every row of that
             user; letting it train the shared embeddings makes them memorise
-            users instead of learning what predicts value.
+            users instead of learning what predicts value. Two-tower models
+            only: a `UserValueModel` (one row per customer, no items) always
+            trains its profile with the value head.
         loss_weights: weight of each task's loss (`retrieval`, `ctr`,
             `value`, `relevance`); tasks whose label the schema lacks are off.
         max_position: positions above it share the last position-bias slot.
@@ -142,9 +145,7 @@ class ModelConfig:
     expert_units: list[int] = dataclasses.field(default_factory=lambda: [64])
     value_loss: str = "ziln"
     value_detach_profile: bool = True
-    loss_weights: dict[str, float] = dataclasses.field(
-        default_factory=lambda: {"retrieval": 1.0, "ctr": 1.0, "value": 0.3, "relevance": 0.3}
-    )
+    loss_weights: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_LOSS_WEIGHTS))
     max_position: int = 20
     seed: int = 0
 
@@ -178,7 +179,7 @@ class ModelConfig:
         )
         for task in self.loss_weights:
             check_choice("model.loss_weights", task, TASKS)
-        weights = {"retrieval": 1.0, "ctr": 1.0, "value": 0.3, "relevance": 0.3}
+        weights = dict(DEFAULT_LOSS_WEIGHTS)
         weights.update({k: float(v) for k, v in self.loss_weights.items()})
         self.loss_weights = weights
 

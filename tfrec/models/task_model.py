@@ -38,6 +38,22 @@ class TaskModel(keras.Model):
     def task_names(self) -> list[str]:
         return [t.name for t in self.tasks]
 
+    @property
+    def text_encoder(self):
+        """The BERT `TextEncoder` of the model, or None (a model without text)."""
+        return None
+
+    def fit(self, *args, **kwargs):
+        # Keras 3.15's `fit` under a strategy reduces a sample batch with MEAN,
+        # which fails on string features (the code path of keras-team/keras#20585).
+        if self.distribute_strategy.num_replicas_in_sync > 1:
+            raise ValueError(
+                "model.fit under a tf.distribute strategy with more than one replica cannot take tfrec's string "
+                "features; train with tfrec.training.Trainer (or tfrec.training.train_model / tfrec train), "
+                "which runs under every strategy"
+            )
+        return super().fit(*args, **kwargs)
+
     def components(self) -> list:
         """The model's top-level layers (towers, tasks, ...): what an export tracks."""
         raise NotImplementedError
@@ -101,7 +117,7 @@ class TaskModel(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         y = y or {}
         for task in self.tasks:
-            if task.label is not None and task.label in y:
+            if task.label is not None and task.has_label(y):
                 task.update_metrics(y, y_pred)
         return self.get_metrics_result()
 

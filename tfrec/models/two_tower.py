@@ -154,6 +154,11 @@ class TwoTowerModel(TaskModel):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        if "query_tower" not in config:
+            raise ValueError(
+                "this model was saved by a tfrec version before towers and tasks (it has no 'query_tower'); "
+                "train it again with this version"
+            )
         deserialize = keras.saving.deserialize_keras_object
         query_tower = deserialize(config.pop("query_tower"))
         item_config = config.pop("item_tower")

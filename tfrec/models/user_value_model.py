@@ -29,8 +29,6 @@ class UserValueModel(TaskModel):
         self.value_task = value_task
         self.tasks = [value_task]
 
-    text_encoder = None
-
     def components(self):
         return [self.user_encoder, self.value_task]
 

@@ -73,8 +73,7 @@ class UserValueTask(Task):
         return tf.reduce_sum(per_row * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
     def update_metrics(self, labels, outputs):
-        label = tf.cast(labels["value"], "float32")
-        known = tf.logical_not(tf.math.is_nan(label))
+        label, known = masked_label(labels, "value")
         self.rmse.update_state(tf.boolean_mask(label, known), tf.boolean_mask(outputs["user_value"], known))
 
     def get_config(self):

@@ -171,7 +171,7 @@ def test_health_readiness_and_metrics(served):
     url = f"http://127.0.0.1:{server.http_port}"
     assert urllib.request.urlopen(url + "/healthz").status == 200
     assert urllib.request.urlopen(url + "/readyz").status == 200
-    metrics = urllib.request.urlopen(url + "/metrics").read().decode()
+    metrics = urllib.request.urlopen(url + "/monitoring/prometheus/metrics").read().decode()
     assert 'tfrec_requests_total{method="Predict"' in metrics and "tfrec_request_seconds_count" in metrics
 
 

@@ -1,31 +1,35 @@
 """A local, protocol-compatible stand-in for TensorFlow Serving.
 
-For development, notebooks and tests on machines without the
-`tensorflow_model_server` binary or Docker. It implements the same gRPC
-services over the same model base directory: PredictionService (Predict,
-GetModelMetadata; Classify and Regress answer that tfrec signatures are not
-classification/regression signatures) and ModelService (GetModelStatus), with
-TF Serving's status codes. Production uses TF Serving with the files in
-`serving/`; the same client code works against both.
+For development, notebooks, tests and machines without the
+`tensorflow_model_server` binary or Docker. It serves the same model base
+paths over the same APIs: gRPC PredictionService (Predict, GetModelMetadata;
+Classify and Regress answer that tfrec signatures are Predict signatures) and
+ModelService (GetModelStatus) with TF Serving's status codes, and TF Serving's
+REST API (`tfrec.serving.rest`). `tfrec serve` takes TF Serving's flags and
+configuration files (`tfrec.serving.config`); production runs the
+`tensorflow/serving` image with the same flags and the files in `serving/`.
 
-* It polls `<base_dir>/<model_name>/` for numeric version folders, loads a new
-  version, switches to it without failing requests in flight (they finish on
-  the version they started on) and unloads versions beyond `keep_versions`.
+* Several models (a `model_config_list`), each with its version policy
+  (`latest`, `all`, `specific`) and `version_labels`. Base paths are polled
+  for numeric version folders; a new version is loaded (and warmed up with its
+  `assets.extra/tf_serving_warmup_requests` where asked), then served; versions
+  the policy drops are unloaded, while requests in flight finish on the
+  version they started on. The model config file can be re-read while serving.
 * Concurrent requests for the same version and signature are batched (as
   `--enable_batching`): up to `max_batch_size` rows, waiting at most
   `batch_timeout_ms` for more, and only while other requests are arriving: a
   lone request runs at once, on its own thread (no batching delay at 1 client).
-* Bad requests (unknown model/version/signature, missing or extra input,
+* Bad requests (unknown model/version/label/signature, missing or extra input,
   wrong dtype or rank, too many rows or bytes, empty strings where text or ids
   are required, non-UTF-8 bytes) get INVALID_ARGUMENT (NOT_FOUND for unknown
   models and versions) naming the input; the server keeps serving.
-* `/healthz`, `/readyz` and `/metrics` (Prometheus text) on an HTTP port;
-  one JSON log line per request.
+* `/healthz`, `/readyz` and Prometheus metrics on the REST port; one JSON log
+  line per request.
 
 Example:
 
 ```python
-server = LocalModelServer("runs/quickstart/models", model_name="tfrec", port=8500)
+server = LocalModelServer("runs/quickstart/models", model_name="tfrec", port=8500, http_port=8501)
 server.start()          # returns once the newest version is loaded
 ...
 server.stop()
@@ -36,12 +40,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import http.server
 import json
 import logging
 import os
 import threading
 import time
+from typing import Any
 
 import grpc
 import numpy as np
@@ -49,6 +53,14 @@ import tensorflow as tf
 
 from tfrec.export.ops import read_saved_model, version_numbers
 from tfrec.serving.client import from_tensor_proto, to_tensor_proto
+from tfrec.serving.config import (
+    PROMETHEUS_DEFAULT_PATH,
+    ServedModelConfig,
+    ServingConfigError,
+    VersionPolicy,
+    parse_model_config,
+    read_model_config_file,
+)
 
 log = logging.getLogger("tfrec.serving")
 
@@ -73,7 +85,7 @@ class Servable:
 
     version: int
     path: str
-    loaded: object
+    loaded: Any  # the loaded SavedModel
     signature_defs: dict
     input_specs: dict  # signature -> {input: TensorSpec}
     required_text: dict  # signature -> inputs whose strings must be non-empty
@@ -275,18 +287,42 @@ def _merge(requests: list[dict]) -> dict:
     return out
 
 
+class _ServedModel:
+    """One served model: its configuration and loaded versions."""
+
+    def __init__(self, config: ServedModelConfig):
+        self.config = config
+        self.servables: dict[int, Servable] = {}
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
 class LocalModelServer:
-    """Serves `<base_dir>/<model_name>/<version>` over TF Serving's gRPC API.
+    """Serves TF Serving model base paths over TF Serving's gRPC and REST APIs.
 
     Args:
-        base_dir: model base directory (the parent of `model_name/`).
-        model_name: the served model's name.
+        base_dir: model base directory (the parent of `model_name/`), for one
+            model; or give `models` (e.g. from `tfrec.serving.config`).
+        model_name: the served model's name (with `base_dir`).
         port: gRPC port (0 picks a free one; see `.port`).
-        http_port: port of /healthz, /readyz, /metrics (0 = free; None = off).
-        poll_seconds: how often the base directory is scanned.
-        keep_versions: versions kept loaded (the newest ones).
-        version_labels: e.g. `{"stable": 1, "canary": 2}`.
+        http_port: REST API port, also `/healthz`, `/readyz` and the
+            Prometheus path (0 = a free one; None = no HTTP server). TF
+            Serving's `--rest_api_port`.
+        poll_seconds: how often base paths are scanned for versions (0: once,
+            at start, as TF Serving's `--file_system_poll_wait_seconds=0`).
+        keep_versions: with `base_dir`: the newest versions kept loaded.
+        version_labels: with `base_dir`: e.g. `{"stable": 1, "canary": 2}`.
+        models: `ServedModelConfig`s (name, absolute base path, version policy, labels).
+        model_config_file: a TF Serving `--model_config_file` (read here
+            unless `models` is given), re-read every `config_poll_seconds`
+            (0: never) while serving, through `config_transform` (a function
+            of the list of `ServedModelConfig`) where given.
+        enable_batching: merge concurrent requests (`--enable_batching`).
         max_batch_size, batch_timeout_ms: server-side batching.
+        monitoring_path: HTTP path of Prometheus metrics (None: off).
+        enable_model_warmup: replay each version's warm-up records at load.
         max_request_rows: refuse requests with more rows.
         max_request_bytes: refuse larger requests (INVALID_ARGUMENT).
         workers: gRPC worker threads.
@@ -294,7 +330,7 @@ class LocalModelServer:
 
     def __init__(
         self,
-        base_dir,
+        base_dir=None,
         model_name="tfrec",
         port=8500,
         http_port=None,
@@ -307,96 +343,227 @@ class LocalModelServer:
         max_request_bytes=16 << 20,
         workers=16,
         host="127.0.0.1",
+        *,
+        models: list[ServedModelConfig] | None = None,
+        model_config_file: str | None = None,
+        config_poll_seconds: float = 0.0,
+        enable_batching: bool = True,
+        monitoring_path: str | None = PROMETHEUS_DEFAULT_PATH,
+        enable_model_warmup: bool = False,
+        config_transform=None,
     ):
-        self.base_dir = str(base_dir)
-        self.model_name = model_name
+        if models is None and model_config_file:
+            models = read_model_config_file(model_config_file)
+        elif models is None:
+            if base_dir is None:
+                raise ServingConfigError("LocalModelServer: give base_dir, models or model_config_file")
+            models = [
+                ServedModelConfig(
+                    model_name,
+                    os.path.abspath(os.path.join(str(base_dir), model_name)),
+                    VersionPolicy("latest", max(1, int(keep_versions))),
+                    {k: int(v) for k, v in (version_labels or {}).items()},
+                )
+            ]
+        if not models:
+            raise ServingConfigError("LocalModelServer: no model to serve")
+        self.models = {m.name: _ServedModel(m) for m in models}
+        self.model_config_file = model_config_file
+        self.config_poll_seconds = config_poll_seconds
+        self.config_transform = config_transform
         self.host = host
         self.port = port
         self.http_port = http_port
         self.poll_seconds = poll_seconds
-        self.keep_versions = max(1, int(keep_versions))
-        self.version_labels = dict(version_labels or {})
+        self.enable_batching = enable_batching
         self.max_batch_size = max_batch_size
         self.batch_timeout_s = batch_timeout_ms / 1000.0
         self.max_request_rows = max_request_rows
         self.max_request_bytes = max_request_bytes
+        self.monitoring_path = monitoring_path
+        self.enable_model_warmup = enable_model_warmup
         self.workers = workers
-        self.servables: dict[int, Servable] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._grpc = None
         self._http = None
-        self._poller = None
+        self._threads: list[threading.Thread] = []
         self.metrics = _Metrics()
         self._arrivals = _Arrivals()
 
-    # ------------------------------------------------------------ versions
-    def _model_dir(self):
-        return os.path.join(self.base_dir, self.model_name)
+    @property
+    def model_name(self) -> str:
+        """The served model's name (the first, where several are served)."""
+        return next(iter(self.models))
 
+    @property
+    def servables(self) -> dict[int, Servable]:
+        """The loaded versions of `model_name`."""
+        return self.models[self.model_name].servables
+
+    # ------------------------------------------------------------ versions
     def refresh(self):
-        """Loads new versions and unloads old ones (the poller calls this)."""
-        wanted = version_numbers(self._model_dir(), complete=True)[-self.keep_versions :]
+        """Loads the versions each model's policy wants and unloads the rest (the poller calls this)."""
+        for model in list(self.models.values()):
+            try:
+                self._refresh_model(model)
+            except Exception as e:  # noqa: BLE001  (one bad model or version must not stop the others)
+                log.error(json.dumps({"event": "load_failed", "model": model.name, "error": str(e)}))
+
+    def _refresh_model(self, model: _ServedModel):
+        available = version_numbers(model.config.base_path, complete=True)
+        if not available and not os.path.isdir(model.config.base_path):
+            log.warning(
+                json.dumps({"event": "base_path_missing", "model": model.name, "base_path": model.config.base_path})
+            )
+        wanted = model.config.version_policy.select(available)
         for version in wanted:
-            if version not in self.servables:
+            if version not in model.servables:
                 t = time.time()
-                servable = _load_servable(os.path.join(self._model_dir(), str(version)), version)
+                path = os.path.join(model.config.base_path, str(version))
+                servable = self._loaded(path)  # another model serving the same folder shares it
+                warmed = 0
+                if servable is None:
+                    servable = _load_servable(path, version)
+                    warmed = self._warm_up(servable) if self.enable_model_warmup else 0
                 with self._lock:
-                    self.servables[version] = servable
+                    model.servables[version] = servable
                 log.info(
                     json.dumps(
                         {
                             "event": "version_loaded",
-                            "model": self.model_name,
+                            "model": model.name,
                             "version": version,
                             "seconds": round(time.time() - t, 3),
+                            "warmup_records": warmed,
                         }
                     )
                 )
         with self._lock:
-            for version in [v for v in self.servables if v not in wanted]:
-                servable = self.servables.pop(version)
-                for batcher in servable.batchers.values():
-                    batcher.close()  # requests already running keep their reference
-                log.info(json.dumps({"event": "version_unloaded", "model": self.model_name, "version": version}))
+            for version in [v for v in model.servables if v not in wanted]:
+                self._release_locked(model.servables.pop(version))
+                log.info(json.dumps({"event": "version_unloaded", "model": model.name, "version": version}))
+        for label, version in model.config.version_labels.items():
+            if version not in model.servables:
+                log.warning(
+                    json.dumps({"event": "label_unavailable", "model": model.name, "label": label, "version": version})
+                )
 
-    def _poll(self):
+    def _release_locked(self, servable: Servable):
+        """Closes the batchers of an unloaded version no model serves any more (hold `_lock`)."""
+        if any(servable is other for m in self.models.values() for other in m.servables.values()):
+            return
+        for batcher in servable.batchers.values():
+            batcher.close()  # requests already running keep their reference
+
+    def _loaded(self, path: str) -> Servable | None:
+        with self._lock:
+            for model in self.models.values():
+                for servable in model.servables.values():
+                    if servable.path == path:
+                        return servable
+        return None
+
+    def _warm_up(self, servable: Servable) -> int:
+        """Runs the version's `assets.extra/tf_serving_warmup_requests` (as `--enable_model_warmup`)."""
+        from tensorflow_serving.apis import prediction_log_pb2
+
+        path = os.path.join(servable.path, "assets.extra", "tf_serving_warmup_requests")
+        if not os.path.exists(path):
+            return 0
+        count = 0
+        for record in tf.data.TFRecordDataset(path):
+            entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            request = entry.predict_log.request
+            signature = request.model_spec.signature_name or "serving_default"
+            if signature in servable.input_specs:
+                inputs = {k: tf.constant(from_tensor_proto(v)) for k, v in request.inputs.items()}
+                servable.loaded.signatures[signature](**inputs)
+                count += 1
+        return count
+
+    def reload_config(self, models: list[ServedModelConfig]):
+        """Serves `models` from now on: new ones load, removed ones unload, kept ones keep their versions."""
+        with self._lock:
+            old = self.models
+            fresh = {}
+            for config in models:
+                kept = old.get(config.name)
+                served = _ServedModel(config)
+                if kept is not None and kept.config.base_path == config.base_path:
+                    served.servables = kept.servables
+                fresh[config.name] = served
+            dropped = [
+                m for name, m in old.items() if fresh.get(name) is None or fresh[name].servables is not m.servables
+            ]
+            self.models = fresh
+            for model in dropped:
+                for servable in model.servables.values():
+                    self._release_locked(servable)
+        log.info(json.dumps({"event": "config_reloaded", "models": sorted(fresh)}))
+        self.refresh()
+
+    def _poll_versions(self):
         while not self._stop.wait(self.poll_seconds):
+            self.refresh()
+
+    def _poll_config(self):
+        assert self.model_config_file is not None
+        failed = None  # the text of the last edit that failed (logged once)
+        while not self._stop.wait(self.config_poll_seconds):
+            text = None
             try:
-                self.refresh()
-            except Exception as e:  # noqa: BLE001  (a bad version must not stop the server)
-                log.error(json.dumps({"event": "load_failed", "error": str(e)}))
+                with open(self.model_config_file, encoding="utf-8") as f:
+                    text = f.read()
+                models = parse_model_config(text, self.model_config_file)
+                models = self.config_transform(models) if self.config_transform else models
+                if models != [m.config for m in self.models.values()]:
+                    self.reload_config(models)
+                failed = None
+            except Exception as e:  # noqa: BLE001  (a bad edit keeps the running config, as TF Serving does)
+                if text is None or text != failed:
+                    log.error(json.dumps({"event": "config_reload_failed", "error": str(e)}))
+                failed = text
 
     def ready(self) -> bool:
-        return bool(self.servables)
+        """Whether every served model has a version loaded."""
+        return all(m.servables for m in self.models.values())
 
-    def resolve(self, model_spec) -> Servable:
-        if model_spec.name != self.model_name:
+    def _model(self, name: str) -> _ServedModel:
+        model = self.models.get(name)
+        if model is None:
             raise RequestError(
                 grpc.StatusCode.NOT_FOUND,
-                f"Servable not found for request: model '{model_spec.name}' (serving '{self.model_name}')",
+                f"Servable not found for request: Latest({name}) (serving {sorted(self.models)})",
             )
+        return model
+
+    def resolve(self, model_spec) -> Servable:
+        """The loaded version a request's `ModelSpec` names (its version, its label, or the newest)."""
         with self._lock:
-            if not self.servables:
-                raise RequestError(grpc.StatusCode.UNAVAILABLE, f"model '{self.model_name}' has no version loaded")
+            model = self._model(model_spec.name)
+            if not model.servables:
+                raise RequestError(grpc.StatusCode.UNAVAILABLE, f"model '{model.name}' has no version loaded")
             if model_spec.HasField("version"):
                 version = model_spec.version.value
             elif model_spec.version_label:
-                if model_spec.version_label not in self.version_labels:
+                labels = model.config.version_labels
+                if model_spec.version_label not in labels:
                     raise RequestError(
                         grpc.StatusCode.INVALID_ARGUMENT,
-                        f"unknown version_label '{model_spec.version_label}'; labels are {sorted(self.version_labels)}",
+                        f"Unrecognized servable version label: {model_spec.version_label} "
+                        f"(labels of '{model.name}': {sorted(labels)})",
                     )
-                version = self.version_labels[model_spec.version_label]
+                version = labels[model_spec.version_label]
             else:
-                version = max(self.servables)
-            if version not in self.servables:
+                version = max(model.servables)
+            if version not in model.servables:
                 raise RequestError(
                     grpc.StatusCode.NOT_FOUND,
-                    f"Servable not found for request: model '{self.model_name}' version {version} "
-                    f"(loaded: {sorted(self.servables)})",
+                    f"Servable not found for request: Specific({model.name}, {version}) "
+                    f"(loaded: {sorted(model.servables)})",
                 )
-            return self.servables[version]
+            return model.servables[version]
 
     # -------------------------------------------------------------- predict
     def _parse_inputs(self, servable, signature, request) -> tuple[dict, int]:
@@ -464,7 +631,9 @@ class LocalModelServer:
             signature = request.model_spec.signature_name or "serving_default"
             inputs, rows = self._parse_inputs(servable, signature, request)
             batcher = servable.batchers.get(signature)
-            if batcher is None:
+            if batcher is None and not self.enable_batching:
+                batcher = _Unbatched(servable.loaded.signatures[signature])
+            elif batcher is None:
                 with self._lock:
                     batcher = servable.batchers.get(signature)
                     if batcher is None:
@@ -478,7 +647,7 @@ class LocalModelServer:
             self._arrivals.leave()
         outputs = batcher.submit(inputs, rows)
         response = predict_pb2.PredictResponse()
-        response.model_spec.name = self.model_name
+        response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = servable.version
         response.model_spec.signature_name = signature
         for name, value in outputs.items():
@@ -496,7 +665,7 @@ class LocalModelServer:
         for name, sig in servable.signature_defs.items():
             sig_map.signature_def[name].CopyFrom(sig)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.model_spec.name = self.model_name
+        response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = servable.version
         response.metadata["signature_def"].Pack(sig_map)
         return response
@@ -504,12 +673,19 @@ class LocalModelServer:
     def status(self, request):
         from tensorflow_serving.apis import get_model_status_pb2
 
-        if request.model_spec.name != self.model_name:
-            raise RequestError(grpc.StatusCode.NOT_FOUND, f"model '{request.model_spec.name}' is not served")
         response = get_model_status_pb2.GetModelStatusResponse()
         with self._lock:
-            versions = sorted(self.servables)
-        if request.model_spec.HasField("version"):
+            model = self._model(request.model_spec.name)
+            versions = sorted(model.servables)
+            labels = dict(model.config.version_labels)
+        if request.model_spec.version_label:
+            label = request.model_spec.version_label
+            if label not in labels:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"Unrecognized servable version label: {label}")
+            if labels[label] not in versions:
+                raise RequestError(grpc.StatusCode.NOT_FOUND, f"version {labels[label]} (label {label}) is not loaded")
+            versions = [labels[label]]
+        elif request.model_spec.HasField("version"):
             if request.model_spec.version.value not in versions:
                 raise RequestError(
                     grpc.StatusCode.NOT_FOUND, f"version {request.model_spec.version.value} is not loaded"
@@ -554,7 +730,7 @@ class LocalModelServer:
         return handle
 
     def start(self, wait_for_model_seconds=60.0):
-        """Starts polling, the gRPC server and the HTTP probe server."""
+        """Loads the models, starts the gRPC server, the REST server and the pollers."""
         from tensorflow_serving.apis import (
             model_service_pb2_grpc,
             prediction_service_pb2_grpc,
@@ -594,8 +770,12 @@ class LocalModelServer:
         self.port = server.add_insecure_port(f"{self.host}:{self.port}")
         server.start()
         self._grpc = server
-        self._poller = threading.Thread(target=self._poll, daemon=True)
-        self._poller.start()
+        if self.poll_seconds > 0:
+            self._threads.append(threading.Thread(target=self._poll_versions, daemon=True))
+        if self.model_config_file and self.config_poll_seconds > 0:
+            self._threads.append(threading.Thread(target=self._poll_config, daemon=True))
+        for thread in self._threads:
+            thread.start()
         if self.http_port is not None:
             self._start_http()
         deadline = time.time() + wait_for_model_seconds
@@ -606,47 +786,39 @@ class LocalModelServer:
                 {
                     "event": "serving",
                     "grpc_port": self.port,
-                    "http_port": self.http_port,
-                    "versions": sorted(self.servables),
+                    "rest_api_port": self.http_port,
+                    "models": {name: sorted(m.servables) for name, m in self.models.items()},
                 }
             )
         )
         return self
 
     def _start_http(self):
-        outer = self
+        """TF Serving's REST API on `http_port`, plus `/healthz`, `/readyz` and the Prometheus path."""
+        from tfrec.serving.rest import RestApi, serve_rest
 
-        class Probe(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                if self.path == "/healthz":
-                    body, code = "ok\n", 200
-                elif self.path == "/readyz":
-                    body, code = ("ready\n", 200) if outer.ready() else ("no model version loaded\n", 503)
-                elif self.path == "/metrics":
-                    body, code = outer.metrics.render(), 200
-                else:
-                    body, code = "not found\n", 404
-                self.send_response(code)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, *args):
-                pass
-
-        self._http = http.server.ThreadingHTTPServer((self.host, self.http_port or 0), Probe)
+        text = "text/plain; version=0.0.4"
+        routes = {
+            "/healthz": lambda: (200, b"ok\n", text),
+            "/readyz": lambda: (200, b"ready\n", text) if self.ready() else (503, b"no model version loaded\n", text),
+        }
+        if self.monitoring_path:
+            routes[self.monitoring_path] = lambda: (200, self.metrics.render().encode(), text)
+        self._http = serve_rest(RestApi(_ObservedBackend(self)), self.host, self.http_port or 0, extra_routes=routes)
         self.http_port = self._http.server_address[1]
-        threading.Thread(target=self._http.serve_forever, daemon=True).start()
 
     def stop(self, grace=1.0):
+        """Stops both servers and the pollers; requests in flight get `grace` seconds."""
         self._stop.set()
         if self._grpc is not None:
             self._grpc.stop(grace).wait()
         if self._http is not None:
             self._http.shutdown()
-        for servable in list(self.servables.values()):
-            for batcher in servable.batchers.values():
-                batcher.close()
+            self._http.server_close()
+        for model in list(self.models.values()):
+            for servable in list(model.servables.values()):
+                for batcher in servable.batchers.values():
+                    batcher.close()
 
     def wait(self):
         """Blocks until the process is interrupted."""
@@ -655,3 +827,44 @@ class LocalModelServer:
                 pass
         except KeyboardInterrupt:
             self.stop()
+
+
+class _Unbatched:
+    """Runs each request on its own (TF Serving without `--enable_batching`)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def submit(self, inputs: dict, rows: int) -> dict:
+        return {k: v.numpy() for k, v in self.fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+
+
+class _ObservedBackend:
+    """The server's Predict, GetModelMetadata and GetModelStatus, counted in its metrics (for REST)."""
+
+    def __init__(self, server: LocalModelServer):
+        self.server = server
+
+    def _observed(self, method, fn, request, signature=""):
+        t = time.time()
+        code = grpc.StatusCode.OK
+        try:
+            return fn(request)
+        except RequestError as e:
+            code = e.code
+            raise
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            raise
+        finally:
+            self.server.metrics.observe(method, signature, code, time.time() - t)
+
+    def predict(self, request):
+        signature = request.model_spec.signature_name or "serving_default"
+        return self._observed("REST:Predict", self.server.predict, request, signature)
+
+    def metadata(self, request):
+        return self._observed("REST:GetModelMetadata", self.server.metadata, request)
+
+    def status(self, request):
+        return self._observed("REST:GetModelStatus", self.server.status, request)

@@ -8,7 +8,8 @@ a `[batch, n]` string matrix for the user history, padded with ""):
 | signature | inputs | outputs |
 | --- | --- | --- |
 | `serving_default` = `score` | user and item features | `score`; `ctr`, `relevance`, `user_value` where trained |
-| `encode_query` | user features (query text included) | `query_embedding` |
+| `encode_query` (search: the schema has query text) | user features, query text included | `query_embedding` |
+| `encode_user` (no query text: interactions) | user features | `user_embedding` |
 | `encode_item` | item features | `item_embedding` |
 | `retrieve` | user features, `k` int32 `[B]`, `exclude_item_ids` string `[B, n]` | `item_ids` `[B, K]`, `scores` |
 | `user_value` (with a value task) | user features | `user_value`, `value_probability` (ZILN) |
@@ -134,16 +135,27 @@ def has_items(model) -> bool:
     return getattr(model, "item_tower", None) is not None
 
 
+def user_signature(schema) -> tuple[str, str]:
+    """The name and output of the signature encoding the query/user tower's input.
+
+    `encode_query` -> `query_embedding` where the schema has query text
+    (search), else `encode_user` -> `user_embedding` (interactions: a user id
+    and/or recent items).
+    """
+    return ("encode_query", "query_embedding") if schema.query_text else ("encode_user", "user_embedding")
+
+
 def signature_names(model) -> list[str]:
     """The signatures an export of `model` has.
 
-    Two towers: `serving_default` (= `score`), `score`, `encode_query`,
-    `encode_item`, `retrieve`, and `user_value` where the model has a value
-    task; a user-value model: `serving_default` (= `user_value`) and `user_value`.
+    Two towers: `serving_default` (= `score`), `score`, `encode_query` (or
+    `encode_user` without query text), `encode_item`, `retrieve`, and
+    `user_value` where the model has a value task; a user-value model:
+    `serving_default` (= `user_value`) and `user_value`.
     """
     if not has_items(model):
         return ["serving_default", "user_value"]
-    names = ["serving_default", "score", "encode_query", "encode_item", "retrieve"]
+    names = ["serving_default", "score", user_signature(model.schema)[0], "encode_item", "retrieve"]
     return names + (["user_value"] if getattr(model, "value_task", None) is not None else [])
 
 
@@ -171,8 +183,10 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, inde
         keys = ("ctr", "score", "relevance") + value_keys
         return {k: out[k] for k in keys if k in out}
 
-    def encode_query(features):
-        return {"query_embedding": model.encode_query(fit_history(features, schema))}
+    encode_user_name, encode_user_output = user_signature(schema)
+
+    def encode_user(features):
+        return {encode_user_output: model.encode_query(fit_history(features, schema))}
 
     def encode_item(features):
         return {"item_embedding": model.encode_item(features)}
@@ -210,7 +224,7 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, inde
     }
     endpoints = {
         "score": (score, both),
-        "encode_query": (encode_query, user_spec),
+        encode_user_name: (encode_user, user_spec),
         "encode_item": (encode_item, item_spec),
         "retrieve": (retrieve, retrieve_spec),
         "user_value": (user_value, user_spec),
@@ -241,7 +255,7 @@ def example_inputs(model, examples: pd.DataFrame, k=10) -> dict[str, dict[str, n
     inputs = {
         "score": both,
         "serving_default": both,
-        "encode_query": user,
+        user_signature(schema)[0]: user,
         "encode_item": item,
         "retrieve": retrieve,
         "user_value": user,

@@ -107,7 +107,10 @@ def _load_servable(path, version) -> Servable:
     if os.path.exists(manifest):
         with open(manifest) as f:
             schema = json.load(f).get("schema", {})
-        required = {schema.get(r) for r in ("query_text", "user_id", "item_id", "item_text")} - {None}
+        roles = ["query_text", "item_id", "item_text"]
+        if not schema.get("user_history"):  # with recent items, a user may come without an id (cold start)
+            roles.append("user_id")
+        required = {schema.get(r) for r in roles} - {None}
     required_text = {s: sorted(required & set(specs)) for s, specs in input_specs.items()}
     return Servable(version, path, loaded, signature_defs, input_specs, required_text)
 

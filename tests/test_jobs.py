@@ -68,6 +68,7 @@ def test_simulated_job_end_to_end(tmp_path):
     assert (tmp_path / "run" / "catalog.parquet").exists() and (tmp_path / "run" / "examples.parquet").exists()
     # ... then serves it over gRPC and gets the in-process answers back.
     assert m["serving"]["version"] == 1 and m["serving"]["max_abs_diff"] < 1e-5
+    assert m["serving"]["rest_max_abs_diff"] < 1e-5  # TF Serving's REST API, columnar format
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["serving"]["version"] == 1
 
     from tfrec.cli import main

@@ -83,9 +83,12 @@ def serve_and_query(model, base_dir, model_name, test_df, sim, num_queries=3, k=
     from tfrec.serving.client import ServingClient
     from tfrec.serving.server import LocalModelServer
 
-    server = LocalModelServer(base_dir, model_name=model_name, port=0).start()
+    server = LocalModelServer(base_dir, model_name=model_name, port=0, http_port=0).start()
     try:
-        _log(f"serving {model_name} version {max(server.servables)} on 127.0.0.1:{server.port} (gRPC, TF Serving API)")
+        _log(
+            f"serving {model_name} version {max(server.servables)} on 127.0.0.1:{server.port} (gRPC) and "
+            f"http://127.0.0.1:{server.http_port}/v1/models/{model_name} (REST), TF Serving's APIs"
+        )
         with ServingClient(f"127.0.0.1:{server.port}", model_name=model_name, timeout=30) as client:
             rows = test_df[test_df.click == 1].drop_duplicates("query").head(num_queries)
             top = client.retrieve(rows, k=k)
@@ -97,16 +100,46 @@ def serve_and_query(model, base_dir, model_name, test_df, sim, num_queries=3, k=
                     mark = "  <- clicked" if hit.item_id == r["item_id"] else ""
                     print(f"    {hit['rank']}. {titles.get(hit.item_id, hit.item_id)}  ({hit.score:.3f}){mark}")
             sample = test_df.head(256)
-            served = client.predict("score", example_inputs(model, sample)["score"])
+            inputs = example_inputs(model, sample)["score"]
+            served = client.predict("score", inputs)
+            rest = _rest_predict(server.http_port, model_name, "score", inputs)
             local = predict_dataframe(
                 model, sample.drop(columns=[model.schema.position] if model.schema.position else [])
             )
             keys = [key for key in ("ctr", "score", "user_value") if key in local]
             diff = max(float(np.abs(served[key] - local[key]).max()) for key in keys)
-            _log(f"served score on {len(sample)} rows matches the in-process model: max |diff| {diff:.2e}")
-            return {"port": server.port, "version": int(max(server.servables)), "max_abs_diff": diff}
+            rest_diff = max(float(np.abs(np.asarray(rest[key]) - local[key]).max()) for key in keys)
+            _log(
+                f"served score on {len(sample)} rows matches the in-process model: max |diff| {diff:.2e} (gRPC), "
+                f"{rest_diff:.2e} (REST)"
+            )
+            return {
+                "port": server.port,
+                "rest_api_port": server.http_port,
+                "version": int(max(server.servables)),
+                "max_abs_diff": diff,
+                "rest_max_abs_diff": rest_diff,
+            }
     finally:
         server.stop()
+
+
+def _rest_predict(port, model_name, signature, inputs):
+    """TF Serving's REST `:predict` in columnar format (`inputs` -> `outputs`), over plain HTTP."""
+    import json
+    import urllib.request
+
+    body = {
+        "signature_name": signature,
+        "inputs": {k: (v.astype(str) if v.dtype == object else v).tolist() for k, v in inputs.items()},
+    }
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/models/{model_name}:predict",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())["outputs"]
 
 
 class SimulatorSource(Source):

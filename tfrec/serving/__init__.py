@@ -1,4 +1,4 @@
-"""Serving: a TF Serving gRPC client, a protocol-compatible local server, load tests.
+"""Serving: a TF Serving gRPC client, a local server with TF Serving's gRPC and REST APIs and flags, load tests.
 
 Importing this package loads neither TensorFlow Serving protos nor servers;
 submodules do on use.
@@ -10,6 +10,8 @@ _LAZY = {
     "ServingClient": "tfrec.serving.client",
     "ServingError": "tfrec.serving.client",
     "LocalModelServer": "tfrec.serving.server",
+    "RestApi": "tfrec.serving.rest",
+    "serve_rest": "tfrec.serving.rest",
     "run_load_test": "tfrec.serving.load_test",
 }
 __getattr__ = lazy_getattr(__name__, _LAZY)

@@ -698,6 +698,8 @@ class LocalModelServer:
             status = response.model_version_status.add()
             status.version = version
             status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+            status.status.error_code = 0  # OK, as TF Serving fills it in
+            status.status.error_message = ""
         return response
 
     # ------------------------------------------------------------------ gRPC

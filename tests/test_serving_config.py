@@ -239,8 +239,21 @@ def test_tfrec_serve_takes_tf_servings_command_line(two_versions):
         got, version = _predict(target, "tfrec", inputs, version_label="canary")
         assert version == 2
         np.testing.assert_allclose(got["score"], model_scores(model, df.head(2)), atol=1e-5)
+        # TF Serving's REST API on --rest_api_port: the label's version, columnar format.
+        import requests
+
+        body = {
+            "signature_name": "score",
+            "inputs": {k: v.astype(str).tolist() if v.dtype == object else v.tolist() for k, v in inputs.items()},
+        }
+        answer = requests.post(f"{url}/v1/models/tfrec/labels/canary:predict", json=body, timeout=60)
+        assert answer.status_code == 200, answer.text
+        np.testing.assert_allclose(answer.json()["outputs"]["score"], model_scores(model, df.head(2)), atol=1e-5)
+        assert requests.get(f"{url}/v1/models/tfrec", timeout=10).json()["model_version_status"][0]["state"] == (
+            "AVAILABLE"
+        )
         metrics = urllib.request.urlopen(url + "/monitoring/prometheus/metrics", timeout=5).read().decode()
-        assert "tfrec_requests_total" in metrics
+        assert 'method="REST:Predict"' in metrics and 'method="Predict"' in metrics
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -6,7 +6,8 @@ tfrec train --config training/configs/<name>.yaml [--output-dir DIR] [--data FIL
 tfrec evaluate --run-dir runs/quickstart [--output DIR]
 tfrec cold-start [--config ...] [--held-out 0.15]
 tfrec export runs/quickstart [--base-dir DIR] [--name NAME]      # or --model M.keras --catalog C.parquet --base-dir DIR
-tfrec serve --base-dir runs/quickstart/models [--port 8500] [--http-port 8501]
+tfrec serve --port=8500 --rest_api_port=8501 --model_name=tfrec --model_base_path=$PWD/runs/quickstart/models/tfrec
+tfrec predict runs/search --data new_rows.csv --output scored.parquet [--signature score] [--chunk-rows N]
 tfrec loadtest --target 127.0.0.1:8500 --examples runs/quickstart/examples.parquet --clients 16 --seconds 10
 tfrec simulate --out impressions.parquet [--sessions N] [--seed S]
 tfrec validate --data FILES --schema schema.yaml [--rejected rejected.parquet] [--encoding E] [--delimiter D]
@@ -190,30 +191,23 @@ def cmd_serve(args) -> int:
     _quiet_tensorflow()
     import logging
 
-    from tfrec.serving.server import LocalModelServer
+    from tfrec.serving.config import ServingConfigError
+    from tfrec.serving.flags import ignored_flags, server_from_args
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    labels = dict(item.split("=", 1) for item in args.label) if args.label else {}
-    server = LocalModelServer(
-        args.base_dir,
-        model_name=args.name,
-        port=args.port,
-        http_port=args.http_port,
-        host=args.host,
-        poll_seconds=args.poll_seconds,
-        keep_versions=args.keep,
-        version_labels={k: int(v) for k, v in labels.items()},
-        max_batch_size=args.max_batch_size,
-        batch_timeout_ms=args.batch_timeout_ms,
-    )
+    try:
+        server = server_from_args(args)
+    except ServingConfigError as e:
+        print(f"tfrec serve: {e}", file=sys.stderr)
+        return 2
+    for name in ignored_flags(args):
+        print(f"tfrec serve: --{name} is a TF Serving flag with no effect on the local server", file=sys.stderr)
     server.start()
-    if not server.ready():
-        print(f"tfrec serve: no version found under {args.base_dir}/{args.name} yet; polling", file=sys.stderr)
-    print(
-        f"serving '{args.name}' on {args.host}:{server.port} (gRPC); probes and metrics on "
-        f"http://{args.host}:{server.http_port}/",
-        flush=True,
-    )
+    for name, model in server.models.items():
+        if not model.servables:
+            print(f"tfrec serve: no version of '{name}' under {model.config.base_path} yet; polling", file=sys.stderr)
+    rest = f"; REST API on http://{args.host}:{server.http_port}/v1/models/" if server.http_port else ""
+    print(f"serving {', '.join(sorted(server.models))} on {args.host}:{server.port} (gRPC){rest}", flush=True)
     server.wait()
     return 0
 
@@ -298,6 +292,31 @@ def _validation_warnings(tables, schema) -> list[str]:
         for path, n in frame.loc[duplicated, SOURCE_COLUMN].value_counts().items():
             out.append(f"{path}: {int(n)} row(s) repeat an earlier row exactly (kept; drop them if unintended)")
     return out
+
+
+def cmd_predict(args) -> int:
+    # Errors (a missing run file, an unknown signature, a file without a needed column) exit 2 through main.
+    _quiet_tensorflow()
+    from tfrec.jobs.predict import predict
+
+    summary = predict(
+        args.model,
+        args.data,
+        args.output,
+        signature=args.signature,
+        k=args.k,
+        batch_size=args.batch_size,
+        chunk_rows=args.chunk_rows,
+        rejected=args.rejected,
+        csv_encoding=args.encoding,
+        csv_delimiter=args.delimiter,
+        as_of=args.as_of,
+    )
+    print(summary.text())
+    if summary.rows_used == 0:
+        print("tfrec predict: no row was scored", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_online_retail(args) -> int:
@@ -438,41 +457,14 @@ def main(argv=None) -> int:
     )
     p.set_defaults(fn=cmd_export)
 
-    p = sub.add_parser("serve", help="local TF Serving-compatible gRPC server over a model base directory")
-    p.add_argument(
-        "--base-dir", required=True, help="model base directory; versions are <base-dir>/<name>/<number> (required)"
+    p = sub.add_parser(
+        "serve",
+        help="local TF Serving: TF Serving's flags, gRPC and REST APIs over a model base path",
+        description="Serves exports like tensorflow_model_server, taking its flags (see tfrec/serving/flags.py).",
     )
-    p.add_argument("--name", default="tfrec", help="served model name (default: tfrec)")
-    p.add_argument("--host", default="127.0.0.1", help="address both servers listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8500, help="gRPC port; 0 picks a free one (default: 8500)")
-    p.add_argument(
-        "--http-port",
-        type=int,
-        default=8501,
-        help="port of /healthz, /readyz and /metrics; 0 picks a free one (default: 8501)",
-    )
-    p.add_argument(
-        "--poll-seconds",
-        type=float,
-        default=2.0,
-        help="seconds between scans of the base directory for new versions (default: 2.0)",
-    )
-    p.add_argument("--keep", type=int, default=2, help="newest versions kept loaded (default: 2)")
-    p.add_argument(
-        "--label", action="append", help="version label NAME=VERSION, e.g. stable=1; repeatable (default: none)"
-    )
-    p.add_argument(
-        "--max-batch-size",
-        type=int,
-        default=64,
-        help="most rows merged into one batch of concurrent requests (default: 64)",
-    )
-    p.add_argument(
-        "--batch-timeout-ms",
-        type=float,
-        default=2.0,
-        help="milliseconds a batch waits for more rows while requests are arriving (default: 2.0)",
-    )
+    from tfrec.serving.flags import add_serve_arguments
+
+    add_serve_arguments(p)
     p.set_defaults(fn=cmd_serve)
 
     p = sub.add_parser("loadtest", help="N concurrent clients for T seconds on loopback")
@@ -518,6 +510,38 @@ def main(argv=None) -> int:
         "--rejected", default=None, help="parquet file for the rejected rows with their reasons (default: not written)"
     )
     p.set_defaults(fn=cmd_validate)
+
+    p = sub.add_parser("predict", help="score CSV/parquet files with a run's model or its export, in bounded memory")
+    p.add_argument(
+        "model",
+        metavar="RUN_DIR|EXPORT_DIR",
+        help="a run directory (model.keras, config.yaml) or a SavedModel export: a version folder "
+        "<base>/<name>/<version> or the model folder <base>/<name> (its newest version)",
+    )
+    p.add_argument("--data", required=True, nargs="+", help="CSV/parquet files, globs or folders to score (required)")
+    p.add_argument("--output", required=True, help="parquet file for the key columns and predictions (required)")
+    p.add_argument(
+        "--signature",
+        default="serving_default",
+        help="serving_default, score, encode_query, encode_item, user_value or retrieve: one the model has "
+        "(default: serving_default)",
+    )
+    p.add_argument("--k", type=int, default=10, help="retrieve: items per row (default: 10)")
+    p.add_argument("--batch-size", type=int, default=1024, help="rows per model call (default: 1024)")
+    p.add_argument(
+        "--chunk-rows", type=int, default=65_536, help="rows read, validated and written at a time (default: 65536)"
+    )
+    p.add_argument(
+        "--rejected", default=None, help="parquet file for the rejected rows (default: <output>.rejected.parquet)"
+    )
+    p.add_argument("--encoding", default=None, help="encoding of CSV files (default: the run's, else utf-8)")
+    p.add_argument("--delimiter", default=None, help="field delimiter of CSV files (default: the run's, else ,)")
+    p.add_argument(
+        "--as-of",
+        default=None,
+        help="transactions runs: last day the customer features see (default: the run's data.cutoff)",
+    )
+    p.set_defaults(fn=cmd_predict)
 
     p = sub.add_parser("online-retail", help="summarise the UCI Online Retail adapter's output")
     p.add_argument(

@@ -257,7 +257,11 @@ def test_transactions_per_customer_value_equals_the_job(tx_run, tmp_path):
     pd.concat([lines.iloc[:half].astype(str), bad]).to_csv(tmp_path / "a.csv", index=False)
     lines.iloc[half:].to_parquet(tmp_path / "b.parquet")
     files = [str(tmp_path / "a.csv"), str(tmp_path / "b.parquet")]
-    for path in (run_dir, version):  # the export inside its run directory computes the same features
+    import shutil
+
+    moved = tmp_path / "elsewhere" / "7"  # an export copied away from its run: the manifest holds the run's config
+    shutil.copytree(version, moved)
+    for path in (run_dir, version, moved):  # every one computes the same features from the lines
         summary = predict(str(path), files, str(tmp_path / "value.parquet"), chunk_rows=97, progress=False)
         assert summary.rows_read == len(lines) + 2 == summary.rows_used + summary.rows_rejected
         assert summary.rejected == {"customer: null in required field": 1, "amount: wrong dtype": 1}

@@ -154,6 +154,11 @@ def cmd_export(args) -> int:
     catalog_path, examples_path = from_run(args.catalog, "catalog.parquet"), from_run(args.examples, "examples.parquet")
     catalog = pd.read_parquet(catalog_path) if catalog_path else None
     examples = pd.read_parquet(examples_path) if examples_path else None
+    training_config = None
+    if run_dir is not None and os.path.exists(os.path.join(run_dir, "config.yaml")):
+        from tfrec.jobs.evaluate import read_run_config
+
+        training_config = read_run_config(run_dir)  # the manifest names the run's data, schema and cutoff
     metrics_path = from_run(None, "metrics.json")
     metrics = None
     if metrics_path:
@@ -166,6 +171,7 @@ def cmd_export(args) -> int:
             base_dir,
             catalog=catalog,
             metrics=metrics,
+            training_config=training_config,
             model_name=args.name,
             version=args.version,
             max_k=args.max_k,

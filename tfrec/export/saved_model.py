@@ -286,6 +286,13 @@ def write_warmup_requests(path, model_name, inputs_by_signature, max_records=100
     return count
 
 
+def _json_value(value):
+    """numpy numbers as JSON numbers, dates (YAML configs) and the rest as strings."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
 def _dir_size(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
@@ -399,7 +406,7 @@ def export_model(
             "warmup_records": n_warm,
         }
         with open(os.path.join(extra, MANIFEST_FILE), "w") as f:
-            json.dump(manifest, f, indent=2, default=float)
+            json.dump(manifest, f, indent=2, default=_json_value)
         os.rename(staging, final)  # atomic on one filesystem
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

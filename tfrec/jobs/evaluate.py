@@ -25,7 +25,8 @@ from tfrec.jobs.config import JobConfig
 from tfrec.jobs.pipeline import evaluate_run_dir
 
 
-def _read_config(run_dir) -> dict:
+def read_run_config(run_dir) -> dict:
+    """The raw mapping of `RUN_DIR/config.yaml` (errors name the file)."""
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"run directory {run_dir!r} has no config.yaml (not a tfrec run directory?)")
@@ -59,6 +60,6 @@ def evaluate_run(run_dir, output_dir=None, verbose: bool = True):
 
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run directory not found: {run_dir!r}")
-    raw = _read_config(run_dir)
+    raw = read_run_config(run_dir)
     source = source_for(data_source(raw))
     return evaluate_run_dir(source, JobConfig.from_dict(raw), run_dir, output_dir or run_dir, verbose)

@@ -48,9 +48,11 @@ not with lines or their width, and computes the features at the
 run's `data.cutoff` (or `as_of`) exactly as the job computes its test rows;
 then scores each customer (`user_value`, `value_probability`). The output has
 one row per customer with a purchase before the cutoff: the id, the
-features and the predictions. A user-value export inside its run directory
-(`RUN_DIR/models/<name>/<version>`, what `tfrec export RUN_DIR` writes) is
-read the same way; elsewhere it scores rows of per-customer features.
+features and the predictions. A user-value export is read the same way
+where it knows its run's config (`tfrec export RUN_DIR` copies it into the
+manifest as `training_config`, or the export sits in
+`RUN_DIR/models/<name>/<version>`); otherwise it scores rows of
+per-customer features.
 
 Example:
 
@@ -292,9 +294,9 @@ def _is_export(path: str) -> bool:
 
 def _read_run_config(run_dir: str):
     from tfrec.jobs.config import JobConfig
-    from tfrec.jobs.evaluate import _read_config
+    from tfrec.jobs.evaluate import read_run_config
 
-    return JobConfig.from_dict(_read_config(run_dir))
+    return JobConfig.from_dict(read_run_config(run_dir))
 
 
 def load_model(path: str) -> LoadedModel:
@@ -343,10 +345,15 @@ def _load_export(path: str) -> LoadedModel:
     schema = FeatureSchema.from_dict(manifest["schema"])
     run_config = None
     run_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(path))))  # RUN_DIR/models/<name>/<v>
-    if "score" not in loaded.signatures and os.path.isfile(os.path.join(run_dir, "config.yaml")):
+    config = None
+    if "score" not in loaded.signatures and manifest.get("training_config"):
+        from tfrec.jobs.config import JobConfig
+
+        config = JobConfig.from_dict(manifest["training_config"])  # `tfrec export RUN_DIR` copies the run's config
+    elif "score" not in loaded.signatures and os.path.isfile(os.path.join(run_dir, "config.yaml")):
         config = _read_run_config(run_dir)
-        if config.data.source == "files" and config.data.shape == "transactions":
-            run_config = config
+    if config is not None and config.data.source == "files" and config.data.shape == "transactions":
+        run_config = config
     names = [s for s in SIGNATURES if s in loaded.signatures]
     names += sorted(s for s in loaded.signatures if s not in SIGNATURES)
     return LoadedModel(path, "export", schema, names, run_config=run_config, saved_model=loaded, manifest=manifest)

@@ -11,6 +11,7 @@ RANK = {
     "data": 1,
     "layers": 2,
     "losses": 2,
+    "baselines": 3,
     "towers": 3,
     "tasks": 3,
     "models": 4,

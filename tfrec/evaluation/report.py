@@ -48,6 +48,16 @@ _COLOURS = {
     "popularity": "#ff7f0e",
     "segment_mean": "#ff7f0e",
     "random": "#7f7f7f",
+    # The baselines of runs on tables (tfrec.baselines), none in the model's blue.
+    "bm25": "#d62728",
+    "bm25_calibrated": "#d62728",
+    "minilm_cosine": "#9467bd",
+    "logged_order": "#8c564b",
+    "cooccurrence": "#d62728",
+    "calibration_scaled": "#8c564b",
+    "rfm": "#e377c2",
+    "bg_nbd_gamma_gamma": "#d62728",
+    "rfm_gbm": "#9467bd",
 }
 _LABELS = {
     "model": "model",
@@ -57,6 +67,14 @@ _LABELS = {
     "popularity": "popularity baseline",
     "segment_mean": "segment-mean baseline",
     "random": "random",
+    "bm25": "BM25",
+    "bm25_calibrated": "BM25 (isotonic calibration)",
+    "minilm_cosine": "zero-shot MiniLM cosine",
+    "cooccurrence": "item co-occurrence",
+    "calibration_scaled": "calibration spend scaled",
+    "rfm": "RFM ridge",
+    "bg_nbd_gamma_gamma": "BG/NBD + Gamma-Gamma",
+    "rfm_gbm": "gradient boosting on RFM",
 }
 
 _CSS = """

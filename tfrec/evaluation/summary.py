@@ -2,14 +2,16 @@
 
 `format_summary` is the model / oracle / baseline screen of simulator runs;
 `summary_lines` the model-beside-its-baselines tables of runs on the user's
-own tables (`tfrec.evaluation.tables`); `write_metrics` writes `metrics.json`
-for both.
+own tables (`tfrec.evaluation.tables`), ending with the plain verdict of
+`versus_baselines` (e.g. "search: model below BM25 on NDCG@10 by 0.013");
+`write_metrics` writes `metrics.json` for both.
 
 Example:
 
 ```python
 print(format_summary(result.metrics, ks=[10, 50, 100]))
 print("\n".join(summary_lines(tables_metrics)))
+versus_baselines(tables_metrics)["lines"]
 write_metrics(metrics, "runs/quickstart")
 ```
 """
@@ -17,6 +19,7 @@ write_metrics(metrics, "runs/quickstart")
 from __future__ import annotations
 
 import json
+import math
 import os
 
 
@@ -133,4 +136,127 @@ def summary_lines(metrics: dict) -> list[str]:
             table(f"per-query ({qn['queries_scored']} queries)", qn, list(qn["model"]))
         r = block["retrieval"]
         table(f"retrieval ({r['queries']} queries)", r, list(r["model"]))
+    stored = metrics.get("versus_baselines") or {}
+    verdict = versus_baselines(metrics, stored.get("skipped"))
+    if verdict["lines"] or verdict["skipped"]:
+        lines.append("versus baselines:")
+        lines += [f"  {line}" for line in verdict["lines"]]
+        lines += [f"  not computed: {name} ({why})" for name, why in verdict["skipped"].items()]
     return lines
+
+
+#: How the verdict names the scorers of metrics.json.
+BASELINE_NAMES = {
+    "popularity": "popularity",
+    "logged_order": "the logged order",
+    "item_mean": "the item mean",
+    "global_mean": "the global mean",
+    "bm25": "BM25",
+    "bm25_calibrated": "calibrated BM25",
+    "minilm_cosine": "zero-shot MiniLM cosine",
+    "cooccurrence": "item co-occurrence",
+    "calibration_scaled": "the calibration spend scaled to the horizon",
+    "rfm": "RFM ridge regression",
+    "bg_nbd_gamma_gamma": "BG/NBD + Gamma-Gamma",
+    "rfm_gbm": "gradient boosting on RFM",
+}
+
+# (metrics.json part, section (None: the part itself), metric, higher is better, label); per part the first
+# one the model has is the main metric, which always gets a line; the others get one only where the model loses.
+_CHECKS = (
+    ("search", "query_ndcg", "ndcg@{k}", True, "NDCG@{k}"),
+    ("search", "retrieval", "recall@{k}", True, "retrieval Recall@{k}"),
+    ("search", "relevance", "rmse", False, "relevance RMSE"),
+    ("search", "ctr", "auc", True, "CTR AUC"),
+    ("interactions", "retrieval", "recall@{k}", True, "Recall@{k}"),
+    ("interactions", "ctr", "auc", True, "CTR AUC"),
+    ("value", None, "normalized_gini", True, "normalised Gini"),
+    ("value", None, "spearman", True, "Spearman"),
+)
+_PART_NAMES = {"search": "search", "interactions": "interactions", "value": "user value"}
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _metric_key(model: dict, pattern: str) -> str | None:
+    """`pattern` with its K: 10 if the run has it, else the smallest K."""
+    if "{k}" not in pattern:
+        return pattern if pattern in model else None
+    prefix = pattern.split("{k}")[0]
+    ks = sorted(int(key[len(prefix) :]) for key in model if key.startswith(prefix) and key[len(prefix) :].isdigit())
+    if not ks:
+        return None
+    return pattern.format(k=10 if 10 in ks else ks[0])
+
+
+def _by(margin: float) -> str:
+    return f"{margin:.3f}" if margin >= 0.0005 else f"{margin:.1e}"
+
+
+def versus_baselines(metrics: dict, skipped: dict | None = None) -> dict:
+    """The model against every baseline on each part's key metrics, in plain words.
+
+    Returns `{"lines": [...], "checks": [...], "skipped": {baseline: why}}`:
+    one line per part on its main metric (NDCG@10 per query for search,
+    Recall@10 for interactions, normalised Gini for user value; K = 10 or
+    the run's smallest), saying by how much the model is below each baseline
+    that beats it, or that it beats them all; and a line for each other
+    metric where it loses. `checks` has the numbers: per metric the model's
+    value, each baseline's, and `below` (baseline -> margin).
+    """
+    lines: list[str] = []
+    checks: list[dict] = []
+    for part, section_name, pattern, higher, label_pattern in _CHECKS:
+        block = metrics.get(part)
+        section = block if section_name is None else (block or {}).get(section_name)
+        if not isinstance(section, dict) or not isinstance(section.get("model"), dict):
+            continue
+        key = _metric_key(section["model"], pattern)
+        if key is None or not _finite(section["model"].get(key)):
+            continue
+        main = not any(c["part"] == part for c in checks)
+        label = label_pattern.format(k=key.split("@")[-1]) + ("" if higher else " (lower is better)")
+        model = float(section["model"][key])
+        values = {
+            name: float(v[key])
+            for name, v in section.items()
+            if name not in ("model", "oracle") and isinstance(v, dict) and _finite(v.get(key))
+        }
+        sign = 1.0 if higher else -1.0
+        below = {name: sign * (v - model) for name, v in values.items() if sign * (v - model) > 0}
+        below = dict(sorted(below.items(), key=lambda kv: -kv[1]))
+        checks.append(
+            {
+                "part": part,
+                "section": section_name or part,
+                "metric": key,
+                "higher_is_better": higher,
+                "main": main,
+                "model": model,
+                "baselines": values,
+                "below": below,
+            }
+        )
+        head = _PART_NAMES[part]
+        if below:
+            said = [
+                (BASELINE_NAMES.get(name, name), f"by {_by(m)} ({model:.4f} vs {values[name]:.4f})")
+                for name, m in below.items()
+            ]
+            also = "" if main else "also "
+            lines.append(
+                f"{head}: model {also}below {said[0][0]} on {label} {said[0][1]}"
+                + "".join(f"; below {name} {by}" for name, by in said[1:])
+            )
+        elif main and values:
+            best = max(values, key=lambda n: sign * values[n])
+            verb = "beats every baseline" if sign * (model - values[best]) > 0 else "is level with the best baseline"
+            lines.append(
+                f"{head}: model {verb} on {label} ({model:.4f}; best baseline "
+                f"{BASELINE_NAMES.get(best, best)} {values[best]:.4f})"
+            )
+        elif main:
+            lines.append(f"{head}: no baseline has {label} to compare the model ({model:.4f}) with")
+    return {"lines": lines, "checks": checks, "skipped": dict(skipped or {})}

@@ -598,6 +598,21 @@ def _progress(message: str) -> None:
     print(f"[tfrec {time.strftime('%H:%M:%S')}] predict: {message}", file=sys.stderr, flush=True)
 
 
+def _validated_chunks(files, columns, chunk_rows, read, validator, summary, rejected_sink):
+    """(path, chunk number, chunk, valid rows, rejected rows) of each chunk of `files`; rejections recorded."""
+    for path in files:
+        validator.start_file()
+        for number, chunk in enumerate(iter_chunks(path, columns, chunk_rows, **read)):
+            chunk = chunk.assign(**{_ROW: np.arange(summary.rows_read, summary.rows_read + len(chunk))})
+            summary.rows_read += len(chunk)
+            valid, bad = validator(chunk, path)
+            if len(bad):
+                summary.rejected.update(bad[REASON_COLUMN].tolist())
+                rejected_sink.write(_rejected_columns(bad, columns, path))
+            yield path, number, chunk, valid, bad
+        validator.finish_file(path)
+
+
 def _score(scorer: Scorer, features: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
     n = len(next(iter(features.values()))) if features else 0
     parts = [scorer({k: v[i : i + batch_size] for k, v in features.items()}) for i in range(0, n, batch_size)]
@@ -708,34 +723,25 @@ def _predict_rows(loaded, scorer, files, summary, read, chunk_rows, batch_size, 
     from tfrec.data.pipeline import to_tensors
 
     try:
-        for path in files:
-            validator.start_file()
-            for number, chunk in enumerate(iter_chunks(path, raw_columns, chunk_rows, **read)):
-                chunk = chunk.assign(**{_ROW: np.arange(summary.rows_read, summary.rows_read + len(chunk))})
-                summary.rows_read += len(chunk)
-                valid, bad = validator(chunk, path)
-                if len(bad):
-                    summary.rejected.update(bad[REASON_COLUMN].tolist())
-                    rejected_sink.write(_rejected_columns(bad, raw_columns, path))
-                if len(valid):
-                    features, _ = to_tensors(valid, sub, labels=False)
-                    predictions = _score(scorer, features, batch_size)
-                    columns = {
-                        c: _text_array(valid[c]) if c in valid.columns else pa.nulls(len(valid), pa.string())
-                        for c in keys
-                    }
-                    columns[ROW_COLUMN] = pa.array(valid[_ROW].to_numpy(dtype=np.int64))
-                    columns[FILE_COLUMN] = pa.array([path] * len(valid), type=pa.string())
-                    columns.update({name: _output_array(v) for name, v in predictions.items()})
-                    sink.write(columns)
-                    summary.rows_used += len(valid)
-                if progress:
-                    _progress(
-                        f"{os.path.basename(path)} chunk {number + 1}: {len(chunk):,} rows ({len(valid):,} scored, "
-                        f"{len(bad):,} rejected); total {summary.rows_read:,} rows, "
-                        f"{summary.rows_read / max(time.time() - t0, 1e-9):,.0f} rows/s"
-                    )
-            validator.finish_file(path)
+        chunks = _validated_chunks(files, raw_columns, chunk_rows, read, validator, summary, rejected_sink)
+        for path, number, chunk, valid, bad in chunks:
+            if len(valid):
+                features, _ = to_tensors(valid, sub, labels=False)
+                predictions = _score(scorer, features, batch_size)
+                columns = {
+                    c: _text_array(valid[c]) if c in valid.columns else pa.nulls(len(valid), pa.string()) for c in keys
+                }
+                columns[ROW_COLUMN] = pa.array(valid[_ROW].to_numpy(dtype=np.int64))
+                columns[FILE_COLUMN] = pa.array([path] * len(valid), type=pa.string())
+                columns.update({name: _output_array(v) for name, v in predictions.items()})
+                sink.write(columns)
+                summary.rows_used += len(valid)
+            if progress:
+                _progress(
+                    f"{os.path.basename(path)} chunk {number + 1}: {len(chunk):,} rows ({len(valid):,} scored, "
+                    f"{len(bad):,} rejected); total {summary.rows_read:,} rows, "
+                    f"{summary.rows_read / max(time.time() - t0, 1e-9):,.0f} rows/s"
+                )
     except BaseException:
         sink.abort()
         rejected_sink.abort()
@@ -932,31 +938,23 @@ def _predict_transactions(loaded, scorer, files, summary, read, chunk_rows, batc
         return frame.loc[~mask]
 
     try:
-        for path in files:
-            validator.start_file()
-            for number, chunk in enumerate(iter_chunks(path, required, chunk_rows, **read)):
-                chunk = chunk.assign(**{_ROW: np.arange(summary.rows_read, summary.rows_read + len(chunk))})
-                summary.rows_read += len(chunk)
-                valid, bad = validator(chunk, path)
-                if len(bad):
-                    summary.rejected.update(bad[REASON_COLUMN].tolist())
-                    rejected_sink.write(_rejected_columns(bad, required, path))
-                if len(valid):
-                    if qc:
-                        quantity = pd.to_numeric(valid[qc], errors="coerce").to_numpy(np.float64, na_value=np.nan)
-                        valid = reject(valid, ~np.isfinite(quantity), f"{qc}: not a number", path)
-                        valid = valid.assign(**{qc: pd.to_numeric(valid[qc]).astype(np.float64)})
-                    if amount == "_amount":
-                        valid = valid.assign(_amount=valid[qc] * valid[schema.item_price])
-                    valid = reject(valid, valid[amount].isna().to_numpy(), f"{amount}: null in required field", path)
-                    agg.add(valid)
-                    summary.rows_used += len(valid)
-                if progress:
-                    _progress(
-                        f"{os.path.basename(path)} chunk {number + 1}: {len(chunk):,} lines; total "
-                        f"{summary.rows_read:,} read, {summary.rows_rejected:,} rejected"
-                    )
-            validator.finish_file(path)
+        chunks = _validated_chunks(files, required, chunk_rows, read, validator, summary, rejected_sink)
+        for path, number, chunk, valid, _ in chunks:
+            if len(valid):
+                if qc:
+                    quantity = pd.to_numeric(valid[qc], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+                    valid = reject(valid, ~np.isfinite(quantity), f"{qc}: not a number", path)
+                    valid = valid.assign(**{qc: pd.to_numeric(valid[qc]).astype(np.float64)})
+                if amount == "_amount":
+                    valid = valid.assign(_amount=valid[qc] * valid[schema.item_price])
+                valid = reject(valid, valid[amount].isna().to_numpy(), f"{amount}: null in required field", path)
+                agg.add(valid)
+                summary.rows_used += len(valid)
+            if progress:
+                _progress(
+                    f"{os.path.basename(path)} chunk {number + 1}: {len(chunk):,} lines; total "
+                    f"{summary.rows_read:,} read, {summary.rows_rejected:,} rejected"
+                )
         features = agg.result()
         sink = _customer_sink(summary.output, features, schema.user_id, loaded.schema, scorer, batch_size)
     except BaseException:

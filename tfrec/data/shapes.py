@@ -14,7 +14,9 @@ catalog where there are items.
 * `prepare_transactions`: customer, time, amount. One row per customer with
   recency/frequency/monetary features from before a cutoff and the spend in
   the horizon after it as the label. The model learns on an earlier window of
-  the same length that ends at the cutoff, so no horizon data reaches training.
+  the same length that ends at the cutoff, so no horizon data reaches training;
+  a horizon as long as the history trains on shorter windows, their spend
+  scaled to the horizon (`label_window`).
 
 Example:
 
@@ -356,6 +358,92 @@ def net_spend(tx: pd.DataFrame, schema: FeatureSchema, amount: str, start, end) 
     return window.groupby(schema.user_id)[amount].sum().clip(lower=0.0)
 
 
+#: The shortest training label window, and feature period before a full-length one, in days.
+MIN_WINDOW_DAYS = 28.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelWindow:
+    """The length of the training label windows and how their spend is scaled to the horizon.
+
+    Attributes:
+        days: the length of each training label window.
+        scale: the factor on a window's spend to give the training label
+            (1.0 when the windows have the horizon's length).
+        note: one sentence saying what was chosen and why (for the job log).
+    """
+
+    days: pd.Timedelta
+    scale: float
+    note: str
+
+
+def _days(delta: pd.Timedelta) -> float:
+    return delta / pd.Timedelta(days=1)
+
+
+def label_window(
+    start: pd.Timestamp,
+    calib_stop: pd.Timestamp,
+    horizon: pd.Timedelta,
+    *,
+    cutoff,
+    horizon_end,
+    min_window_days: float = MIN_WINDOW_DAYS,
+) -> LabelWindow:
+    """The training label window for a horizon of `horizon` after the first instant past `cutoff`.
+
+    With D the history before the cutoff (`calib_stop - start`), H the
+    horizon and m `min_window_days`:
+
+    * H <= D - m (a window of the horizon's length ends at the cutoff with at
+      least m days of features before it): the horizon, unscaled.
+    * otherwise, with D/2 >= m: half the history in whole days (the label
+      window as long as the feature window before it), the label the
+      window's spend times H / that length.
+    * otherwise (under 2m days of history): the horizon, unscaled, if
+      anything is left for features (H < D); else a `ShapeError` that says
+      which `data.cutoff` or `data.horizon_end` would work.
+    """
+    history = calib_stop - start
+    h_days, d_days = _days(horizon), _days(history)
+    minimum = pd.Timedelta(days=min_window_days)
+    half = pd.Timedelta(days=int(d_days // 2))
+    if horizon <= history - minimum or (horizon < history and (horizon <= half or half < minimum)):
+        return LabelWindow(
+            horizon,
+            1.0,
+            f"horizon {h_days:.0f} days, {d_days:.0f} days of history before the cutoff: training on "
+            f"{h_days:.0f}-day label windows ending at the cutoff ({d_days - h_days:.0f} days of features before "
+            "the first), labels unscaled",
+        )
+    if half < minimum:
+        need_cutoff = (start + 2 * minimum).ceil("D") - pd.Timedelta(days=1)
+        need_horizon_end = (calib_stop + history - pd.Timedelta(microseconds=1)).floor("D") - pd.Timedelta(days=1)
+        raise ShapeError(
+            f"transactions: the {h_days:.0f}-day horizon (data.cutoff {cutoff} to data.horizon_end "
+            f"{horizon_end or 'the last transaction'}) is not shorter than the {d_days:.1f} days of history before "
+            f"the cutoff (the data starts {start}), and half that history is under the {min_window_days:.0f}-day "
+            f"shortest training label window. Set data.cutoff to {need_cutoff.date()} or later (at least "
+            f"{2 * min_window_days:.0f} days of history: label windows of half of it, scaled to the horizon), or "
+            f"data.horizon_end to {need_horizon_end.date()} or earlier (a horizon shorter than the history trains on "
+            "windows of its own length)"
+        )
+    scale = h_days / _days(half)
+    why = (
+        f"horizon {h_days:.0f} days >= {d_days:.0f} days of history before the cutoff"
+        if horizon >= history
+        else f"horizon {h_days:.0f} days leaves {d_days - h_days:.0f} of the {d_days:.0f} days of history before the "
+        f"cutoff for features (under {min_window_days:.0f})"
+    )
+    return LabelWindow(
+        half,
+        scale,
+        f"{why}: training on {_days(half):.0f}-day label windows (half the history; features from before each), "
+        f"labels scaled x{scale:.2f} to the horizon (a steady per-day spend rate assumed)",
+    )
+
+
 def prepare_transactions(
     frame: pd.DataFrame,
     schema: FeatureSchema,
@@ -367,18 +455,46 @@ def prepare_transactions(
     seed: int = 0,
     training_windows: int = 1,
     item_history: bool = False,
+    min_window_days: float = MIN_WINDOW_DAYS,
 ) -> PreparedData:
     """Transactions to customers x (features at a cutoff, spend in the horizon after it).
 
     Test: features from the calibration period `[first transaction, cutoff]`,
     label the net spend in `(cutoff, horizon_end]` (H days). Train and valid:
-    the same with everything shifted H days earlier (features up to
-    `cutoff - H`, label the spend in `(cutoff - H, cutoff]`), so training sees
-    nothing after the cutoff; valid is a stable `valid_fraction` of those
-    customers. With `training_windows` n > 1, n such windows end at the
-    cutoff, `H/2` before it, ... (rows of each window's customers; all labels
-    still before the cutoff). Customers need a purchase in the feature window
-    to get a row.
+    label windows of h days that end by the cutoff, features up to the start
+    of each (so training sees nothing after the cutoff); valid is a stable
+    `valid_fraction` of those customers. With `training_windows` n > 1, n
+    such windows end at the cutoff, `h/2` before it, ... (rows of each
+    window's customers; all labels still before the cutoff; windows whose
+    feature period would be empty, or with scaled labels shorter than
+    `min_window_days`, are left out). Customers need a purchase in the
+    feature window to get a row.
+
+    The label window h (`label_window`; D the history before the cutoff,
+    from the first transaction, m `min_window_days`):
+
+    * H <= D - m: h = H, the label is the window's spend, as it will be at
+      test time (features from the D - H >= m days before the window).
+    * H > D - m (say 9 months of history and a 9-month horizon: no window
+      of H days, or none with m days of features before it, ends at the
+      cutoff): h = D/2 in whole days (the label window as long as the
+      feature window before it) and the training label is the window's
+      net spend times H/h, the per-day spend rate of the window times the
+      horizon, so the model predicts spend in H days directly (exports and
+      `tfrec predict` need no change). This assumes a steady per-day rate
+      over the longer horizon: it ignores churn and seasonality beyond h
+      days, which the BG/NBD + Gamma-Gamma baseline printed beside the
+      model models for the whole horizon. Ranking metrics (Gini, Spearman)
+      do not depend on the scale; error metrics do. (A per-day rate label
+      with the horizon as an input at prediction would give the same
+      ranking and, for one horizon per run, the same values.)
+    * Under 2m days of history: h = H while H < D (few days of features),
+      else a `ShapeError` naming the `data.cutoff` and `data.horizon_end`
+      that would work.
+
+    `info` records `horizon_days` (H), `train_label_days` (h),
+    `label_scale` (H/h, 1.0 when h = H) and `train_label_choice` (the
+    sentence the job logs).
 
     Args:
         frame: validated transactions; `amount` holds the signed amount
@@ -391,6 +507,8 @@ def prepare_transactions(
         training_windows: label windows the model learns from (see above).
         item_history: with items, give the model each customer's latest
             distinct items (an id history) besides the count of items.
+        min_window_days: the shortest scaled label window h, and the
+            shortest feature period before a full-length one (days).
     """
     require_roles(schema, "transactions", [Role.USER_ID, Role.EVENT_TIME])
     if cutoff is None:
@@ -407,24 +525,28 @@ def prepare_transactions(
         raise ShapeError(f"data.horizon_end ({horizon_end or times.max()}) must be after data.cutoff ({cutoff})")
     horizon = horizon_stop - calib_stop
     start = times.min()
-    train_stop = calib_stop - horizon
-    if not (times < train_stop).any():
+    if not start < calib_stop:
         raise ShapeError(
-            f"transactions: training needs purchases before {train_stop} (cutoff minus the "
-            f"{horizon / pd.Timedelta(days=1):.0f}-day horizon), so that a window of the horizon's length "
-            f"ends at the cutoff; the data starts {start}. Move data.cutoff later or data.horizon_end earlier"
+            f"transactions: data.cutoff ({cutoff}) leaves no purchases before it (the data starts {start}): "
+            "move data.cutoff later"
         )
+    window = label_window(
+        start, calib_stop, horizon, cutoff=cutoff, horizon_end=horizon_end, min_window_days=min_window_days
+    )
     user = schema.user_id
     test = customer_features(frame, schema, amount, calib_stop, start)
     test[VALUE_COLUMN] = test[user].map(net_spend(frame, schema, amount, calib_stop, horizon_stop)).fillna(0.0)
     windows = []
     for i in range(max(int(training_windows), 1)):
-        label_stop = calib_stop - i * horizon / 2
-        feature_stop = label_stop - horizon
+        label_stop = calib_stop - i * window.days / 2
+        feature_stop = label_stop - window.days
         if i and not (times < feature_stop).any():
             break
+        if i and window.scale != 1.0 and _days(feature_stop - start) < min_window_days:
+            break  # scaled windows: no extra window on a feature period shorter than the shortest label window
         rows = customer_features(frame, schema, amount, feature_stop, start)
-        rows[VALUE_COLUMN] = rows[user].map(net_spend(frame, schema, amount, feature_stop, label_stop)).fillna(0.0)
+        spend = rows[user].map(net_spend(frame, schema, amount, feature_stop, label_stop)).fillna(0.0)
+        rows[VALUE_COLUMN] = spend * window.scale if window.scale != 1.0 else spend
         windows.append(rows.assign(window_end=label_stop))
     train = pd.concat(windows, ignore_index=True)
     held = _unit_hash(train[user], seed) < valid_fraction
@@ -445,9 +567,13 @@ def prepare_transactions(
         "calibration": [str(start), str(calib_stop)],
         "horizon": [str(calib_stop), str(horizon_stop)],
         "training_windows": [
-            [str(start), str(pd.Timestamp(w) - horizon), str(pd.Timestamp(w))] for w in pd.unique(train["window_end"])
+            [str(start), str(pd.Timestamp(w) - window.days), str(pd.Timestamp(w))]
+            for w in pd.unique(train["window_end"])
         ],
         "horizon_days": horizon / pd.Timedelta(days=1),
+        "train_label_days": _days(window.days),
+        "label_scale": window.scale,
+        "train_label_choice": window.note,
         "transactions_after_horizon": int((times >= horizon_stop).sum()),
         "user_id": user,
     }

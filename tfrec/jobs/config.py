@@ -254,7 +254,12 @@ class DataConfig:
         value_training_windows: transactions: label windows of the
             horizon's length the model learns from, ending at the cutoff, half
             a horizon before it, and so on (default 1; more windows, more
-            training rows, all labels still before the cutoff).
+            training rows, all labels still before the cutoff). A horizon
+            that leaves under 28 days of history for the features of such a
+            window (say one as long as the history before the cutoff) trains
+            on windows of half that history instead, their spend scaled to
+            the horizon (logged; `split_info` in metrics.json records
+            `train_label_days` and `label_scale`).
         value_item_history: transactions with items: give the model each
             customer's latest items as an id history (default false: only
             the count of distinct items; per-item embeddings learnt from one

@@ -100,10 +100,13 @@ class FilesSource(Source):
         _log(f"read {len(tables.files)} file(s): " + tables.accounting.summary().replace("\n", "; "))
         if len(tables.rejected) and out_dir is not None:
             tables.rejected.to_parquet(os.path.join(out_dir, "rejected.parquet"), index=False)
+        choice = prepared.info.get("train_label_choice")
         _log(
             f"{prepared.shape}: split {prepared.sizes()} "
-            f"{ ({k: v for k, v in prepared.info.items() if k != 'user_id'}) }"
+            f"{ ({k: v for k, v in prepared.info.items() if k not in ('user_id', 'train_label_choice')}) }"
         )
+        if choice:
+            _log(choice)
         return data
 
     def train_config(self, config, data):

@@ -369,3 +369,29 @@ def test_docstring_examples_run(name):
     namespace["minilm_cosine"] = lambda: (None, "not loaded in the docstring test")
     for code in examples:
         exec(compile(textwrap.dedent(code), f"<{name} docstring>", "exec"), namespace)
+
+
+def test_bg_nbd_retries_a_larger_penalizer_where_lifetimes_does_not_converge():
+    from lifetimes.utils import ConvergenceError
+
+    from tfrec.baselines.bg_nbd import BGNBDGammaGamma
+
+    tried = []
+
+    class Stubborn:
+        """Converges only with a penalizer of at least 0.01 (as BG/NBD did on Online Retail)."""
+
+        def __init__(self, penalizer_coef):
+            self.penalizer_coef = penalizer_coef
+
+        def fit(self, *columns):
+            tried.append(self.penalizer_coef)
+            if self.penalizer_coef < 0.01 - 1e-12:
+                raise ConvergenceError("no convergence")
+            return self
+
+    model = BGNBDGammaGamma(penalizer=0.001)
+    assert model._fit(Stubborn, [1.0]).penalizer_coef == pytest.approx(0.01)
+    assert tried == pytest.approx([0.001, 0.01]) and model.penalizers_used_["Stubborn"] == pytest.approx(0.01)
+    with pytest.raises(ConvergenceError):
+        BGNBDGammaGamma(penalizer=1e-9)._fit(Stubborn, [1.0])

@@ -60,6 +60,7 @@ class BGNBDGammaGamma:
     purchases_: Any = None
     spend_: Any = None
     mean_spend_: float = 0.0
+    penalizers_used_: dict = dataclasses.field(default_factory=dict)
 
     @staticmethod
     def summary(customers: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -79,13 +80,27 @@ class BGNBDGammaGamma:
         frequency, recency, age, spend = self.summary(customers)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            self.purchases_ = lt.BetaGeoFitter(penalizer_coef=self.penalizer).fit(frequency, recency, age)
+            self.purchases_ = self._fit(lt.BetaGeoFitter, frequency, recency, age)
             repeat = (frequency > 0) & (spend > 0)
             self.mean_spend_ = float(spend[spend > 0].mean()) if (spend > 0).any() else 0.0
             self.spend_ = None
             if repeat.sum() >= 3:
-                self.spend_ = lt.GammaGammaFitter(penalizer_coef=self.penalizer).fit(frequency[repeat], spend[repeat])
+                self.spend_ = self._fit(lt.GammaGammaFitter, frequency[repeat], spend[repeat])
         return self
+
+    def _fit(self, fitter, *columns):
+        """Fits with `penalizer`, retried x10 and x100 where lifetimes does not converge (as on real tables)."""
+        from lifetimes.utils import ConvergenceError
+
+        for factor in (1.0, 10.0, 100.0):
+            try:
+                fitted = fitter(penalizer_coef=self.penalizer * factor).fit(*columns)
+                self.penalizers_used_[fitter.__name__] = self.penalizer * factor
+                return fitted
+            except ConvergenceError:
+                if factor == 100.0:
+                    raise
+        raise AssertionError("unreachable")
 
     def expected_purchases(self, customers: pd.DataFrame, horizon_days: float) -> np.ndarray:
         if self.purchases_ is None:

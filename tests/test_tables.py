@@ -336,31 +336,33 @@ def test_transactions_features_stop_at_the_cutoff():
 
 
 # ------------------------------------------------------------- end to end
-def _export_run(run_dir, model, expected_signatures):
-    """`tfrec export RUN_DIR` on a files run: the version's signatures answer as the in-process model does."""
-    import tensorflow as tf
+def _export_runs(runs):
+    """`tfrec export RUN_DIR` on files runs, served: every signature over gRPC and REST answers as the in-process model.
+
+    `runs`: `{served name: (run_dir, model, expected signatures)}`, all served by one `LocalModelServer`
+    (tests/served_check.py). Returns the manifests.
+    """
+    from served_check import check_served, local_server
 
     from tfrec.cli import main
-    from tfrec.export.saved_model import example_inputs
-    from tfrec.models.inference import predict_user_value
 
-    assert main(["export", str(run_dir)]) == 0
-    version = run_dir / "models" / "tfrec" / "1"
-    manifest = json.loads((version / "assets.extra" / "tfrec_manifest.json").read_text())
-    assert manifest["signatures"] == expected_signatures and "rows" in manifest["metrics"]
-    loaded = tf.saved_model.load(str(version))
-    assert set(loaded.signatures) == set(expected_signatures)
-    examples = pd.read_parquet(run_dir / "examples.parquet").head(8)
-    inputs = example_inputs(model, examples)
-    out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs["serving_default"].items()})
-    if "score" in expected_signatures:
-        assert out["score"].shape == (len(examples),)
-        retrieved = loaded.signatures["retrieve"](**{k: tf.constant(v) for k, v in inputs["retrieve"].items()})
-        assert retrieved["item_ids"].shape[0] == len(examples)
-    else:  # a user-value model: serving_default is user_value
-        want = predict_user_value(model, examples)["user_value"]
-        np.testing.assert_allclose(out["user_value"].numpy(), want, rtol=1e-5, atol=1e-6)
-    return manifest
+    manifests, bases = {}, {}
+    for name, (run_dir, _, expected_signatures) in runs.items():
+        assert main(["export", str(run_dir)]) == 0
+        bases[name] = run_dir / "models" / "tfrec"
+        manifests[name] = json.loads((bases[name] / "1" / "assets.extra" / "tfrec_manifest.json").read_text())
+        assert manifests[name]["signatures"] == expected_signatures and "rows" in manifests[name]["metrics"]
+    with local_server(bases) as endpoints:
+        for name, (run_dir, model, _) in runs.items():
+            examples = pd.read_parquet(run_dir / "examples.parquet").head(6)
+            catalog = pd.read_parquet(run_dir / "catalog.parquet") if (run_dir / "catalog.parquet").exists() else None
+            check_served(endpoints, name, model, examples, catalog)
+    return manifests
+
+
+def _export_run(run_dir, model, expected_signatures):
+    """`_export_runs` of one run, served as `tfrec`; returns its manifest."""
+    return _export_runs({"tfrec": (run_dir, model, expected_signatures)})["tfrec"]
 
 
 def test_search_job_end_to_end(tmp_path):
@@ -429,7 +431,7 @@ def test_interactions_job_end_to_end(tmp_path):
     assert m["ctr"]["model"]["auc"] > 0.6
     assert result["data"].schema.user_history == "recent_items"
     _export_run(
-        tmp_path / "run", result["model"], ["serving_default", "score", "encode_query", "encode_item", "retrieve"]
+        tmp_path / "run", result["model"], ["serving_default", "score", "encode_user", "encode_item", "retrieve"]
     )
 
 
@@ -524,7 +526,8 @@ def test_online_retail_sample_value_and_interactions(tmp_path, online_retail_pat
 
     value = _example_config(tmp_path, "online_retail_value", [str(tmp_path / "retail.csv")], csv_encoding="latin-1")
     value.training.epochs = 6
-    m = run(value)["metrics"]
+    value_run = run(value)
+    m = value_run["metrics"]
     v = m["value"]
     assert m["rows"]["rows_read"] == len(sample)
     assert m["rows"]["rejected_by_reason"]["CustomerID: null in required field"] == sample["CustomerID"].isna().sum()
@@ -534,8 +537,17 @@ def test_online_retail_sample_value_and_interactions(tmp_path, online_retail_pat
     assert np.isfinite(v["model"]["normalized_gini"])
 
     inter = _example_config(tmp_path / "i", "online_retail_interactions", [str(tmp_path / "retail.parquet")])
-    m = run(inter)["metrics"]
+    inter_run = run(inter)
+    m = inter_run["metrics"]
     r = m["interactions"]["retrieval"]
     assert m["split_info"]["test_start"] == "2011-09-01 00:00:00"
     assert r["queries"] > 200 and r["popularity"]["recall@20"] > 0
     assert m["rows"]["rejected_by_reason"]["Quantity: quantity <= 0 (a return, not an interaction)"] > 0
+    # Both exports served side by side by one server.
+    two_tower = ["serving_default", "score", "encode_user", "encode_item", "retrieve"]
+    _export_runs(
+        {
+            "online_retail_value": (tmp_path / "run", value_run["model"], ["serving_default", "user_value"]),
+            "online_retail_interactions": (tmp_path / "i" / "run", inter_run["model"], two_tower),
+        }
+    )

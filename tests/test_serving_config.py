@@ -200,7 +200,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_tfrec_serve_takes_tf_servings_command_line(two_versions):
+def test_tfrec_serve_takes_tf_servings_command_line(two_versions, tmp_path):
     """The flags of serving/run-tf-serving.sh, with the container path mapped to the export folder."""
     base, df, model = two_versions
     grpc_port, rest_port = _free_port(), _free_port()
@@ -220,7 +220,9 @@ def test_tfrec_serve_takes_tf_servings_command_line(two_versions):
         f"--monitoring_config_file={REPO / 'serving/monitoring.config'}",
         f"--base_path_map=/models={base}",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log_path = tmp_path / "serve.log"  # a file, not a pipe: one log line per request must never block the server
+    log_file = open(log_path, "w")  # noqa: SIM115 (closed in finally)
+    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 120
         url = f"http://127.0.0.1:{rest_port}"
@@ -229,7 +231,7 @@ def test_tfrec_serve_takes_tf_servings_command_line(two_versions):
                 if urllib.request.urlopen(url + "/readyz", timeout=2).status == 200:
                     break
             except OSError:
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert process.poll() is None, log_path.read_text()
                 time.sleep(0.5)
         from tfrec.export.saved_model import example_inputs
 
@@ -257,3 +259,4 @@ def test_tfrec_serve_takes_tf_servings_command_line(two_versions):
     finally:
         process.terminate()
         process.wait(timeout=30)
+        log_file.close()

@@ -27,8 +27,10 @@ import pandas as pd
 from tfrec.layers.bag_of_words_encoder import BagOfWordsEncoder
 from tfrec.layers.cross_network import CrossNetwork
 from tfrec.layers.feature_encoders import ItemFeatureEncoder, UserFeatureEncoder
+from tfrec.layers.id_embedding import IdEmbedding
 from tfrec.layers.multi_task_block import MultiTaskBlock
 from tfrec.layers.numeric_features import NumericFeatures
+from tfrec.layers.sequence_encoder import SequenceEncoder
 from tfrec.layers.text_encoder import TextEncoder, minilm_preset_dir
 from tfrec.models.config import ModelConfig
 from tfrec.models.two_tower import TwoTowerModel
@@ -136,15 +138,37 @@ def build_model(
 def _user_encoder(schema, config, train_df, item_vocab, with_id=True):
     emb = config.id_embedding_dim
     history_vocab = []
-    if schema.user_history:
+    history_embedding = history_encoder = None
+    if schema.user_history and config.share_item_ids and item_vocab:
+        # The item tower's item-id table (its ItemFeatureEncoder is given this layer too).
+        history_embedding = IdEmbedding(
+            item_vocab,
+            emb,
+            num_oov=config.num_oov,
+            id_dropout=config.id_dropout,
+            seed=config.seed,
+            name="item_id_embedding",
+        )
+    elif schema.user_history:
         ids = [i for hist in train_df[schema.user_history] for i in (hist if hist is not None else [])]
         history_vocab = _vocabulary(list(item_vocab) + ids, config.max_vocabulary)
+    if schema.user_history and config.history_encoder == "sequence":
+        history_encoder = SequenceEncoder(
+            schema.history_length,
+            num_layers=config.history_layers,
+            num_heads=config.history_heads,
+            dropout=config.dropout,
+            pooling=config.history_pooling,
+            name="history_encoder",
+        )
     id_column = schema.user_id if with_id else None
     return UserFeatureEncoder(
         id_column=id_column,
         id_vocabulary=_vocabulary(train_df[schema.user_id], config.max_vocabulary) if id_column else [],
         history_column=schema.user_history,
         history_vocabulary=history_vocab,
+        history_embedding=history_embedding,
+        history_encoder=history_encoder,
         id_dropout=config.id_dropout,
         categorical={c: _vocabulary(train_df[c], config.max_vocabulary) for c in schema.user_categorical},
         numeric_columns=schema.user_numeric,
@@ -163,6 +187,7 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
     item_encoder = ItemFeatureEncoder(
         id_column=schema.item_id,
         id_vocabulary=item_vocab,
+        id_embedding=user_encoder.history_embedding if user_encoder.shares_history_embedding else None,
         price_column=schema.item_price,
         id_dropout=config.id_dropout,
         categorical={c: _vocabulary(train_df[c], config.max_vocabulary) for c in schema.item_categorical},

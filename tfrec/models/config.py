@@ -17,10 +17,12 @@ from typing import Any
 from tfrec.config_validation import check_bert_preset, check_choice, check_config
 from tfrec.config_validation import from_dict as _from_dict
 from tfrec.layers.multi_task_block import STRUCTURES as MULTITASK
+from tfrec.layers.sequence_encoder import POOLINGS as SEQUENCE_POOLINGS
 from tfrec.tasks.user_value import VALUE_LOSSES
 
 TASKS = ("retrieval", "ctr", "value", "relevance")
 DEFAULT_LOSS_WEIGHTS = {"retrieval": 1.0, "ctr": 1.0, "value": 0.3, "relevance": 0.3}
+HISTORY_ENCODERS = ("mean", "sequence")
 
 
 @dataclasses.dataclass
@@ -124,6 +126,18 @@ class ModelConfig:
             `value`, `relevance`); tasks whose label the schema lacks are off.
         max_position: positions above it share the last position-bias slot.
         seed: seed of initialisers and id dropout.
+        history_encoder: how the user tower reads the history: `"mean"` (the
+            mean of its item embeddings, order-blind) or `"sequence"` (a
+            `SequenceEncoder`: recency embeddings and Transformer blocks).
+        history_layers, history_heads: Transformer blocks and attention heads
+            of the `"sequence"` history encoder (heads at most
+            `id_embedding_dim`).
+        history_pooling: what the `"sequence"` encoder returns: `"last"` (the
+            state at the most recent item), `"mean"` (of the states) or
+            `"last_mean"` (both).
+        share_item_ids: embed the history's items with the item tower's
+            item-id embedding (one table: a candidate and the same item in a
+            history share one vector) instead of a table of their own.
     """
 
     embedding_dim: int = 64
@@ -148,6 +162,11 @@ class ModelConfig:
     loss_weights: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_LOSS_WEIGHTS))
     max_position: int = 20
     seed: int = 0
+    history_encoder: str = "mean"
+    history_layers: int = 1
+    history_heads: int = 2
+    history_pooling: str = "last"
+    share_item_ids: bool = False
 
     def __post_init__(self):
         if isinstance(self.text, dict):
@@ -158,6 +177,8 @@ class ModelConfig:
             choices={
                 "multitask": MULTITASK,
                 "value_loss": VALUE_LOSSES,
+                "history_encoder": HISTORY_ENCODERS,
+                "history_pooling": SEQUENCE_POOLINGS,
             },
             ranges={
                 "embedding_dim": ">= 1",
@@ -175,8 +196,15 @@ class ModelConfig:
                 "loss_weights": ">= 0",
                 "max_position": ">= 1",
                 "seed": ">= 0",
+                "history_layers": ">= 1",
+                "history_heads": ">= 1",
             },
         )
+        if self.history_encoder == "sequence" and self.history_heads > self.id_embedding_dim:
+            raise ValueError(
+                f"model.history_heads ({self.history_heads}) must be at most "
+                f"model.id_embedding_dim ({self.id_embedding_dim}), the size the sequence encoder attends over"
+            )
         for task in self.loss_weights:
             check_choice("model.loss_weights", task, TASKS)
         weights = dict(DEFAULT_LOSS_WEIGHTS)

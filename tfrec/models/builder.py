@@ -8,9 +8,9 @@ clicks, a `RelevanceTask` where there are graded labels and a
 0 is left out, so no head is built that the data cannot train.
 
 Vocabularies of ids and categories, numeric scaling statistics, item
-popularity for the logQ correction and, for a from-scratch BERT, the WordPiece
-vocabulary are all computed from the training rows, so nothing of the
-validation or test data leaks into the model.
+popularity for the logQ correction, the IDF of the lexical features and, for a
+from-scratch BERT, the WordPiece vocabulary are all computed from the training
+rows, so nothing of the validation or test data leaks into the model.
 
 Example:
 
@@ -28,6 +28,7 @@ from tfrec.layers.bag_of_words_encoder import BagOfWordsEncoder
 from tfrec.layers.cross_network import CrossNetwork
 from tfrec.layers.feature_encoders import ItemFeatureEncoder, UserFeatureEncoder
 from tfrec.layers.id_embedding import IdEmbedding
+from tfrec.layers.lexical_match import LexicalMatch
 from tfrec.layers.multi_task_block import MultiTaskBlock
 from tfrec.layers.numeric_features import NumericFeatures
 from tfrec.layers.sequence_encoder import SequenceEncoder
@@ -293,5 +294,17 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
         task_layers,
         cross_network=cross_network,
         multitask=multitask,
+        lexical_match=_lexical_match(schema, config, train_df) if ranking else None,
         name="two_tower",
     )
+
+
+def _lexical_match(schema, config, train_df):
+    """A `LexicalMatch` with the IDF of the training catalog (one text per item), or None."""
+    if not (config.lexical_features and schema.query_text and schema.item_text):
+        return None
+    items = train_df.drop_duplicates(schema.item_id) if schema.item_id else train_df.drop_duplicates(schema.item_text)
+    texts = items[schema.item_text].fillna("").astype(str)
+    if not texts.str.strip().any():
+        return None
+    return LexicalMatch(name="lexical_match", dtype="float32").adapt(texts)

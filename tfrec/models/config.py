@@ -115,6 +115,11 @@ class ModelConfig:
         multitask: `"shared_bottom"`, `"mmoe"` or `"ple"`.
         num_experts: shared experts (MMoE, PLE).
         expert_units: hidden sizes of each expert.
+        lexical_features: the CTR and relevance tasks also read
+            `LexicalMatch` features of the query and the item text (term
+            overlap, prefix matches, phrase, BM25 with the training catalog's
+            IDF) in the cross network's input, where the schema has both
+            texts; other models, and the retrieval embeddings, are unchanged.
         value_loss: `"ziln"`, `"mse"` or `"huber"` for the user-value head.
         value_detach_profile: the value head reads the user profile without
             training it. One user's value label repeats on every row of that
@@ -157,6 +162,7 @@ class ModelConfig:
     multitask: str = "shared_bottom"
     num_experts: int = 4
     expert_units: list[int] = dataclasses.field(default_factory=lambda: [64])
+    lexical_features: bool = True
     value_loss: str = "ziln"
     value_detach_profile: bool = True
     loss_weights: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_LOSS_WEIGHTS))

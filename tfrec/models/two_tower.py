@@ -15,6 +15,12 @@ labels for (`build_model` picks them):
   from its own output of the multi-task block;
 * `UserValueTask` (with value labels): ZILN (or MSE / Huber) on the user profile.
 
+Where the schema has query and item text, the ranking tasks also read
+`LexicalMatch` features of the pair (term overlap, prefix matches, phrase,
+BM25 with the catalog's IDF; `ModelConfig.lexical_features`), in the cross
+network's input beside the towers' states. The retrieval score stays the
+towers' dot product.
+
 Tasks are trained jointly with `ModelConfig.loss_weights` through one loss
 path (`TaskModel.weighted_losses`). The model works with `fit`, `evaluate`,
 `predict` and `.keras` save/load. Build one with `tfrec.models.build_model`,
@@ -55,9 +61,22 @@ class TwoTowerModel(TaskModel):
         cross_network: a `CrossNetwork` feeding the ranking tasks (CTR,
             relevance), with `multitask`, a `MultiTaskBlock` with one output
             per ranking task; both None when there is no ranking task.
+        lexical_match: a `LexicalMatch` of the schema's query and item text,
+            read by the ranking tasks; None: no lexical features.
     """
 
-    def __init__(self, schema, config, query_tower, item_tower, tasks=(), cross_network=None, multitask=None, **kwargs):
+    def __init__(
+        self,
+        schema,
+        config,
+        query_tower,
+        item_tower,
+        tasks=(),
+        cross_network=None,
+        multitask=None,
+        lexical_match=None,
+        **kwargs,
+    ):
         super().__init__(schema, config, **kwargs)
         self.query_tower = query_tower
         self.item_tower = item_tower
@@ -79,9 +98,13 @@ class TwoTowerModel(TaskModel):
             )
         self.cross_network = cross_network if self.ranking_tasks else None
         self.multitask = multitask if self.ranking_tasks else None
+        if lexical_match is not None and not (self.schema.query_text and self.schema.item_text):
+            raise ValueError("TwoTowerModel: lexical_match needs a schema with query_text and item_text")
+        self.lexical_match = lexical_match if self.ranking_tasks else None
 
     def components(self):
-        parts = [self.query_tower, self.item_tower, self.cross_network, self.multitask] + self.tasks
+        parts = [self.query_tower, self.item_tower, self.cross_network, self.multitask, self.lexical_match]
+        parts += self.tasks
         return [p for p in parts if p is not None]
 
     @property
@@ -112,9 +135,11 @@ class TwoTowerModel(TaskModel):
         score = tf.reduce_sum(query["embedding"] * item["embedding"], axis=-1)
         outputs = {"query_embedding": query["embedding"], "item_embedding": item["embedding"], "score": score}
         if self.ranking_tasks:
-            x0 = concat_in_compute_dtype(
-                [query["hidden"], item["hidden"], query["embedding"] * item["embedding"]], self.compute_dtype
-            )
+            parts = [query["hidden"], item["hidden"], query["embedding"] * item["embedding"]]
+            lexical = self.lexical_features(features)
+            if lexical is not None:
+                parts.append(lexical)
+            x0 = concat_in_compute_dtype(parts, self.compute_dtype)
             task_inputs = self.multitask(self.cross_network(x0), training=training)
             for task, task_input in zip(self.ranking_tasks, task_inputs):
                 if task is self.ctr_task:
@@ -124,6 +149,12 @@ class TwoTowerModel(TaskModel):
         if self.value_task is not None:
             outputs.update(self.value_task(query["profile"], training=training))
         return outputs
+
+    def lexical_features(self, features):
+        """`LexicalMatch` features of the query and item text `[batch, f]`, or None (no lexical features)."""
+        if self.lexical_match is None:
+            return None
+        return self.lexical_match(features[self.schema.query_text], features[self.schema.item_text])
 
     def task_inputs(self, x, y_pred):
         index = self.item_tower.item_index(x)
@@ -147,6 +178,7 @@ class TwoTowerModel(TaskModel):
                 "tasks": [serialize(t) for t in self.tasks],
                 "cross_network": serialize(self.cross_network) if self.cross_network is not None else None,
                 "multitask": serialize(self.multitask) if self.multitask is not None else None,
+                "lexical_match": serialize(self.lexical_match) if self.lexical_match is not None else None,
             }
         )
         return config
@@ -166,5 +198,5 @@ class TwoTowerModel(TaskModel):
             item_config = {**item_config, "config": {**item_config["config"], "text_encoder": query_tower.text_encoder}}
         item_tower = ItemTower.from_config(item_config["config"])
         tasks = [deserialize(t) for t in config.pop("tasks", [])]
-        config = deserialize_sublayers(config, ("cross_network", "multitask"))
+        config = deserialize_sublayers(config, ("cross_network", "multitask", "lexical_match"))
         return cls(query_tower=query_tower, item_tower=item_tower, tasks=tasks, **config)

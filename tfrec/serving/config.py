@@ -33,7 +33,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
+# protobuf is imported where a file is parsed, not here: `tfrec`'s command line
+# builds the `serve` flags from this module for every command.
 
 PROMETHEUS_DEFAULT_PATH = "/monitoring/prometheus/metrics"  # TF Serving's PrometheusExporter::kPrometheusPath
 
@@ -99,6 +100,8 @@ def _read(path: str, what: str) -> str:
 
 
 def _parse(text: str, message, path: str, what: str):
+    from google.protobuf import text_format
+
     try:
         text_format.Parse(text, message)
     except text_format.ParseError as e:
@@ -176,6 +179,8 @@ def models_from_flags(
 
 def _message_class(file_name: str, package_messages: dict[str, list[tuple[str, int, int, str | None, int]]]):
     """Message classes from (field name, number, type, type name, label) tuples."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(_wrappers_file())
     proto = descriptor_pb2.FileDescriptorProto(
@@ -195,18 +200,21 @@ def _message_class(file_name: str, package_messages: dict[str, list[tuple[str, i
 
 
 def _wrappers_file() -> bytes:
+    from google.protobuf import descriptor_pb2, wrappers_pb2
+
     file = descriptor_pb2.FileDescriptorProto()
     wrappers_pb2.DESCRIPTOR.CopyToProto(file)
     return file.SerializeToString()
 
 
-_F = descriptor_pb2.FieldDescriptorProto
-_OPTIONAL, _REPEATED = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
 _CLASSES: dict = {}
 
 
 def _classes():
     if not _CLASSES:
+        from google.protobuf.descriptor_pb2 import FieldDescriptorProto as _F
+
+        _OPTIONAL, _REPEATED = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
         msg = _F.TYPE_MESSAGE
         _CLASSES.update(
             _message_class(

@@ -12,6 +12,7 @@ tfrec loadtest --target 127.0.0.1:8500 --examples runs/quickstart/examples.parqu
 tfrec simulate --out impressions.parquet [--sessions N] [--seed S]
 tfrec validate --data FILES --schema schema.yaml [--rejected rejected.parquet] [--encoding E] [--delimiter D]
 tfrec online-retail [--path online_retail.parquet] [--cutoff 2011-08-31]
+tfrec simulate-search --output data/realistic_search.parquet [--catalog online_retail.parquet] [--num-queries N]
 ```
 """
 
@@ -334,6 +335,23 @@ def cmd_online_retail(args) -> int:
     return 0
 
 
+def cmd_realistic_search(args) -> int:
+    from tfrec.data.realistic_search import RealisticSearchConfig, generate_realistic_search
+
+    cfg = RealisticSearchConfig(num_queries=args.num_queries, seed=args.seed)
+    rows = generate_realistic_search(cfg, catalog_path=args.catalog)
+    folder = os.path.dirname(args.output)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    rows.to_parquet(args.output, index=False)
+    print(
+        f"wrote {args.output}: {len(rows)} rows, {rows['query_id'].nunique()} queries, "
+        f"{rows['item_id'].nunique()} items, click rate {rows['click'].mean():.3f}"
+    )
+    print(f"relevance counts: {rows['relevance'].value_counts().sort_index().to_dict()}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tfrec", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -565,6 +583,20 @@ def main(argv=None) -> int:
         help="last day of the horizon whose spend is the label, YYYY-MM-DD (default: 2011-12-09)",
     )
     p.set_defaults(fn=cmd_online_retail)
+
+    p = sub.add_parser(
+        "simulate-search", help="realistic-text search rows: real Online Retail titles, noisy planted-intent queries"
+    )
+    p.add_argument(
+        "--catalog",
+        default=None,
+        help="the Online Retail parquet file (default: $TFREC_ONLINE_RETAIL, else "
+        "../shared/data/online_retail.parquet relative to the cwd or the repository)",
+    )
+    p.add_argument("--output", required=True, help="parquet file for the rows (required)")
+    p.add_argument("--num-queries", type=int, default=3000, help="distinct queries, 15 rows each (default: 3000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; equal seeds give equal rows (default: 0)")
+    p.set_defaults(fn=cmd_realistic_search)
 
     args = parser.parse_args(argv)
     try:

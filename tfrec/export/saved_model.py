@@ -41,6 +41,7 @@ print(result.path, result.size_bytes, result.load_seconds)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -297,6 +298,22 @@ def _dir_size(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
+def _write_archive(model, endpoints, holder, path):
+    """Traces the signatures and writes the SavedModel; a frozen encoder's text cache stays out of it."""
+    encoder = getattr(model, "text_encoder", None)
+    with encoder.text_cache_disabled() if encoder is not None else contextlib.nullcontext():
+        archive = keras.export.ExportArchive()
+        # The model's components (towers, tasks) and the catalog are layers that
+        # ExportArchive tracks with their variables and lookup tables.
+        for layer in model.components() + ([holder] if holder is not None else []):
+            archive.track(layer)
+        for name, (fn, spec) in endpoints.items():
+            archive.add_endpoint(name, tf.function(fn), input_signature=[spec])
+        default_fn, default_spec = endpoints[_default_signature(model)]
+        archive.add_endpoint("serving_default", tf.function(default_fn), input_signature=[default_spec])
+        archive.write_out(path, verbose=False)
+
+
 def export_model(
     model,
     base_dir: str,
@@ -371,17 +388,8 @@ def export_model(
         endpoints = build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, index=index)
     else:
         endpoints = build_signatures(model, None, None, max_k, None)
-    archive = keras.export.ExportArchive()
-    # The model's components (towers, tasks) and the catalog are layers that
-    # ExportArchive tracks with their variables and lookup tables.
-    for layer in model.components() + ([holder] if holder is not None else []):
-        archive.track(layer)
-    for name, (fn, spec) in endpoints.items():
-        archive.add_endpoint(name, tf.function(fn), input_signature=[spec])
-    default_fn, default_spec = endpoints[_default_signature(model)]
-    archive.add_endpoint("serving_default", tf.function(default_fn), input_signature=[default_spec])
     try:
-        archive.write_out(staging, verbose=False)
+        _write_archive(model, endpoints, holder, staging)
         extra = os.path.join(staging, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         if examples is not None:

@@ -125,6 +125,9 @@ class FilesSource(Source):
             "rows": f"{accounting.rows_read:,} read, {accounting.rows_used:,} used, "
             f"{accounting.rows_rejected:,} rejected",
         }
+        from tfrec.models.text_cache import cache_table_texts
+
+        cache_table_texts(model, prepared.test)  # a frozen encoder encodes each test text once
         return evaluate_tables(
             model,
             prepared,

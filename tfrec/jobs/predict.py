@@ -272,7 +272,7 @@ class LoadedModel:
                 ids = catalog[self.schema.item_id].astype(str).to_numpy()
                 embeddings = encode_items(model, catalog).astype(np.float32)
             else:  # the other signatures never read the catalog
-                ids, embeddings = np.array(["-"], dtype=object), np.zeros((1, model.config.embedding_dim), np.float32)
+                ids, embeddings = np.array(["-"], dtype=object), np.zeros((1, model.item_tower.output_dim), np.float32)
             holder = ServingCatalog(ids, name="tfrec_predict_catalog")
             endpoints = build_signatures(model, ids, embeddings, max(k, 1), holder, index=BruteForceIndex(embeddings))
         else:

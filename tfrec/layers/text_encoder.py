@@ -6,6 +6,15 @@ takes raw text. Packing uses `StartEndPacker`, which truncates by slicing:
 keras-hub's `MultiSegmentPacker` defaults to round-robin truncation, whose
 `TFText>RoundRobinTrim` op TF Serving only has from 2.20.
 
+A frozen encoder (a pretrained backbone with `trainable=False`) can answer
+texts it has seen from memory: `cache_texts(texts)` encodes each unique text
+once, and from then on `call` looks them up (`tf.lookup`) and runs the BERT
+only on the texts of a batch that are not in the cache. Training and scoring
+through a frozen MiniLM then cost about as much as a model without text. The
+cache is not part of the layer's weights or config: a saved, reloaded or
+exported encoder runs the BERT on every text (`text_cache_disabled()` while
+exporting).
+
 Example:
 
 ```python
@@ -18,10 +27,12 @@ vectors = encoder(tf.constant(["red running shoes", "oak desk"]))  # [2, hidden]
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfrec.layers.serialization import deserialize_sublayers
@@ -88,10 +99,102 @@ class TextEncoder(keras.layers.Layer):
         return token_ids, padding_mask
 
     def call(self, texts, training=False):
+        cache = self.__dict__.get("_text_cache")
+        if cache is not None and self.frozen:
+            return self._call_cached(texts, cache)
+        return self._encode(texts, training)
+
+    def _encode(self, texts, training=False):
         token_ids, padding_mask = self.tokenize(texts)
         if self.dynamic_padding:
             token_ids, padding_mask = trim_padding(token_ids, padding_mask)
         return self.embed_tokens(token_ids, padding_mask, training=training)
+
+    # ------------------------------------------------------- frozen cache
+    @property
+    def frozen(self) -> bool:
+        """True when the backbone's weights cannot change in training (its outputs can be cached)."""
+        return not (self.trainable and self.backbone.trainable)
+
+    def cache_texts(self, texts, batch_size=256):
+        """Encodes the unique `texts` not yet cached, once; `call` answers them from memory from now on.
+
+        Only for a frozen encoder (its outputs never change). Texts are
+        encoded in batches sorted by length, so short texts are not padded
+        to long ones. Returns the number of texts newly encoded.
+        """
+        if not self.frozen:
+            raise ValueError(
+                "TextEncoder.cache_texts: the encoder is trainable; only a frozen encoder's outputs can be cached "
+                "(model.text.trainable: false)"
+            )
+        cache = self.__dict__.get("_text_cache")
+        known = cache.index if cache is not None else {}
+        new = [t for t in dict.fromkeys(str(t) for t in texts) if t not in known]
+        if not new:
+            return 0
+        new.sort(key=len)
+        encode = cache.encode if cache is not None else self._inference_function()
+        vectors = [
+            np.asarray(encode(tf.constant(new[i : i + batch_size])), np.float32) for i in range(0, len(new), batch_size)
+        ]
+        keys = (cache.keys if cache is not None else []) + new
+        values = np.concatenate(([cache.vectors] if cache is not None else []) + vectors, axis=0)
+        # Plain attribute (not tracked): the lookup table is not a weight and must not reach a SavedModel.
+        self.__dict__["_text_cache"] = _TextCache(keys, values, encode)
+        return len(new)
+
+    def _inference_function(self):
+        """The encoder in inference mode as one `tf.function`: traced once, then reused by every caller's graph."""
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def encode(texts):
+            return self._encode(texts, training=False)
+
+        return encode
+
+    def cached_texts(self):
+        """`(texts, vectors)` of the cache, or None; `copy.set_text_cache(*encoder.cached_texts())` moves it."""
+        cache = self.__dict__.get("_text_cache")
+        return None if cache is None else (list(cache.keys), cache.vectors)
+
+    def set_text_cache(self, texts, vectors):
+        """Uses precomputed `vectors` `[len(texts), output_dim]` (from `cached_texts()`) as the cache."""
+        vectors = np.asarray(vectors, np.float32)
+        if vectors.shape != (len(texts), self.output_dim):
+            raise ValueError(
+                f"TextEncoder.set_text_cache: vectors of shape {vectors.shape} for {len(texts)} texts "
+                f"of dimension {self.output_dim}"
+            )
+        self.__dict__["_text_cache"] = _TextCache([str(t) for t in texts], vectors, self._inference_function())
+
+    def clear_text_cache(self):
+        """Drops the cache: every text runs through the BERT again."""
+        self.__dict__.pop("_text_cache", None)
+
+    @contextlib.contextmanager
+    def text_cache_disabled(self):
+        """The BERT runs on every text inside the block (export: the serving graph must hold no cache)."""
+        cache = self.__dict__.pop("_text_cache", None)
+        try:
+            yield self
+        finally:
+            if cache is not None:
+                self.__dict__["_text_cache"] = cache
+
+    def _call_cached(self, texts, cache):
+        texts = tf.reshape(tf.convert_to_tensor(texts), [-1])
+        rows = cache.table.lookup(texts)
+        out = tf.gather(cache.tensor, tf.maximum(rows, 0))
+        missing = tf.where(rows < 0)[:, 0]
+
+        def fill():
+            # Texts outside the cache get the same inference-mode vectors the cache holds.
+            fresh = tf.cast(cache.encode(tf.gather(texts, missing)), out.dtype)
+            return tf.tensor_scatter_nd_update(out, missing[:, None], fresh)
+
+        out = tf.cond(tf.size(missing) > 0, fill, lambda: out)
+        return tf.cast(out, self.compute_dtype)
 
     def embed_tokens(self, token_ids, padding_mask, training=False):
         """Pooled embedding `[batch, hidden]` of packed token ids and their mask."""
@@ -206,6 +309,24 @@ class TextEncoder(keras.layers.Layer):
             max_sequence_length=max(sequence_length, 8),
         )
         return cls(tokenizer, backbone, sequence_length=sequence_length, pooling=pooling, **kwargs)
+
+
+class _TextCache:
+    """Cached texts, their vectors, the lookup table from text to row (built eagerly, once) and the encoder function."""
+
+    def __init__(self, keys, vectors, encode):
+        self.encode = encode
+        self.keys = list(keys)
+        self.vectors = vectors
+        self.index = dict.fromkeys(self.keys)
+        with tf.init_scope():
+            self.tensor = tf.constant(vectors)
+            self.table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(self.keys, tf.string), tf.range(len(self.keys), dtype=tf.int64)
+                ),
+                default_value=-1,
+            )
 
 
 def trim_padding(token_ids, padding_mask):

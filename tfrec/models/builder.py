@@ -230,6 +230,10 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
             name="item_text_words",
         )
     text = config.text
+    # Start from what a pretrained encoder knows, where it reads both sides.
+    share = 0.0
+    if text_encoder is not None and text.preset is not None and schema.query_text and schema.item_text:
+        share = text.text_share if text.item_text == "shared" else 0.0
     query_tower = QueryTower(
         user_encoder,
         text_encoder,
@@ -237,6 +241,7 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
         units=config.tower_units,
         embedding_dim=config.embedding_dim,
         dropout=config.dropout,
+        text_share=share,
         name="query_tower",
     )
     item_tower = ItemTower(
@@ -247,6 +252,7 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
         units=config.tower_units,
         embedding_dim=config.embedding_dim,
         dropout=config.dropout,
+        text_share=share,
         name="item_tower",
     )
     task_layers = []
@@ -264,10 +270,16 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
         )
     if "ctr" in tasks:
         task_layers.append(
-            CtrTask(schema.position, max_position=config.max_position, temperature=config.temperature, name="ctr")
+            CtrTask(
+                schema.position,
+                max_position=config.max_position,
+                temperature=config.temperature,
+                start_from_score=share > 0,
+                name="ctr",
+            )
         )
     if "relevance" in tasks:
-        task_layers.append(RelevanceTask(schema.relevance_range, name="relevance"))
+        task_layers.append(RelevanceTask(schema.relevance_range, start_from_score=share > 0, name="relevance"))
     if "value" in tasks:
         task_layers.append(
             UserValueTask(

@@ -45,6 +45,18 @@ class TextConfig:
             `"bag_of_words"` uses a light mean-of-word-embeddings encoder
             (`BagOfWordsEncoder`) for titles instead; `"none"` leaves titles
             out of the item tower.
+        text_share: with a pretrained `preset` reading both the query and
+            the title (`item_text: shared`), the share of each tower's
+            embedding that starts as the encoder's own normalised vector (a
+            learned weight, `Tower`), and the CTR/relevance heads start from
+            the two-tower score: the untrained model ranks as the encoder's
+            zero-shot cosine does and training improves on it. The
+            embeddings are then `embedding_dim + 384` wide for MiniLM.
+            0 = off (towers and heads start at random, as from scratch).
+        cache_frozen: with `trainable: false`, jobs encode each unique text
+            of their tables once and read it from memory afterwards
+            (`TextEncoder.cache_texts`: 4 bytes x hidden size per text);
+            exports still hold the whole encoder.
     """
 
     preset: str | None = None
@@ -59,6 +71,8 @@ class TextConfig:
     pooling: str = "mean"
     trainable: bool = True
     item_text: str = "shared"
+    text_share: float = 0.98
+    cache_frozen: bool = True
 
     def __post_init__(self):
         check_config(
@@ -78,6 +92,7 @@ class TextConfig:
                 "dropout": "[0, 1)",
                 "query_sequence_length": ">= 3",
                 "item_sequence_length": ">= 3",  # [CLS], a token, [SEP]
+                "text_share": "[0, 1)",
             },
         )
         if self.preset is None and self.hidden_dim % self.num_heads:

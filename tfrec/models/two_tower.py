@@ -145,7 +145,7 @@ class TwoTowerModel(TaskModel):
                 if task is self.ctr_task:
                     outputs.update(task(task_input, score, features))
                 else:
-                    outputs.update(task(task_input))
+                    outputs.update(task(task_input, score))
         if self.value_task is not None:
             outputs.update(self.value_task(query["profile"], training=training))
         return outputs

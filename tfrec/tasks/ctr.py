@@ -19,7 +19,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfrec.tasks.task import Task
+from tfrec.tasks.task import ScoreOnlyInitializer, Task
 
 
 @keras.saving.register_keras_serializable(package="tfrec")
@@ -30,16 +30,24 @@ class CtrTask(Task):
         position_column: the feature holding the logged position, or None.
         max_position: positions above it share the last position-bias slot.
         temperature: the two-tower score enters the head as `score / temperature`.
+        start_from_score: the head starts as `score / temperature` alone (the
+            other inputs' weights at 0), so the untrained model ranks by the
+            two-tower score: with a pretrained text encoder, by what the
+            encoder knows (`Tower.text_share`).
     """
 
     label = "click"
 
-    def __init__(self, position_column=None, max_position=20, temperature=0.05, name="ctr", **kwargs):
+    def __init__(
+        self, position_column=None, max_position=20, temperature=0.05, start_from_score=False, name="ctr", **kwargs
+    ):
         super().__init__(name=name, **kwargs)
         self.position_column = position_column
         self.max_position = int(max_position)
         self.temperature = float(temperature)
-        self.head = keras.layers.Dense(1, name="ctr_logit", dtype="float32")
+        self.start_from_score = bool(start_from_score)
+        kernel = ScoreOnlyInitializer(1.0) if self.start_from_score else "glorot_uniform"
+        self.head = keras.layers.Dense(1, kernel_initializer=kernel, name="ctr_logit", dtype="float32")
         # Logit of P(seen | position); starts at 0 (P = 0.5) for every
         # position, where the sigmoid is not saturated and the curve can move.
         self.position_bias = keras.layers.Embedding(
@@ -86,6 +94,7 @@ class CtrTask(Task):
                 "position_column": self.position_column,
                 "max_position": self.max_position,
                 "temperature": self.temperature,
+                "start_from_score": self.start_from_score,
             }
         )
         return config

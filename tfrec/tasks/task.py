@@ -28,6 +28,7 @@ task.compute_loss({"click": tf.constant([1.0, 0.0])}, {"ctr": tf.constant([0.8, 
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -53,6 +54,32 @@ class Task(keras.layers.Layer):
 
     def update_metrics(self, labels, outputs) -> None:
         """Updates this task's metrics (beyond its loss tracker)."""
+
+
+@keras.saving.register_keras_serializable(package="tfrec")
+class ScoreOnlyInitializer(keras.initializers.Initializer):
+    """Kernel `[inputs + 1, 1]` of zeros but its last row (the score's), `score_weight`.
+
+    A head started this way ranks as the score does until training gives its
+    other inputs weight (`CtrTask` / `RelevanceTask` `start_from_score`).
+
+    Example:
+
+    ```python
+    ScoreOnlyInitializer(4.0)((3, 1))   # [[0], [0], [4]]
+    ```
+    """
+
+    def __init__(self, score_weight=1.0):
+        self.score_weight = float(score_weight)
+
+    def __call__(self, shape, dtype=None):
+        kernel = np.zeros(tuple(shape), np.float32)
+        kernel[-1] = self.score_weight
+        return tf.constant(kernel, dtype=dtype or "float32")
+
+    def get_config(self):
+        return {"score_weight": self.score_weight}
 
 
 def masked_label(labels, key):

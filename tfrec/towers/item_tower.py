@@ -33,7 +33,7 @@ class ItemTower(Tower):
         title_encoder: a light title encoder (`BagOfWordsEncoder`) used
             instead of `text_encoder`, or None.
         item_text_column: the feature holding the title (None: no title).
-        units, embedding_dim, dropout: as `QueryTower`.
+        units, embedding_dim, dropout, text_share: as `QueryTower`.
     """
 
     sublayers = ("item_encoder", "text_encoder", "title_encoder")
@@ -49,9 +49,10 @@ class ItemTower(Tower):
         units=(128,),
         embedding_dim=64,
         dropout=0.0,
+        text_share=0.0,
         **kwargs,
     ):
-        super().__init__(units=units, embedding_dim=embedding_dim, dropout=dropout, **kwargs)
+        super().__init__(units=units, embedding_dim=embedding_dim, dropout=dropout, text_share=text_share, **kwargs)
         if text_encoder is not None and title_encoder is not None:
             raise ValueError("ItemTower: give text_encoder or title_encoder, not both")
         self.item_encoder = item_encoder
@@ -68,9 +69,11 @@ class ItemTower(Tower):
 
     def call(self, features, training=False):
         parts = [self.item_encoder(features, training=training)]
+        text = None
         if self.text_encoder is not None:
-            parts.insert(0, self.text_encoder(tf.reshape(features[self.item_text_column], [-1]), training=training))
+            text = self.text_encoder(tf.reshape(features[self.item_text_column], [-1]), training=training)
+            parts.insert(0, text)
         elif self.title_encoder is not None:
             parts.insert(0, self.title_encoder(features[self.item_text_column]))
-        hidden, embedding = self.embed(parts, training=training)
+        hidden, embedding = self.embed(parts, training=training, text=text)
         return {"embedding": embedding, "hidden": hidden}

@@ -34,6 +34,9 @@ class QueryTower(Tower):
         units: hidden sizes of the MLP.
         embedding_dim: size of the output embedding.
         dropout: dropout after each hidden layer.
+        text_share: with a pretrained text encoder, the share of the
+            embedding (and so of the retrieval score) that starts as the
+            encoder's own normalised vector (`Tower`); 0 = off.
     """
 
     sublayers = ("user_encoder", "text_encoder")
@@ -48,9 +51,10 @@ class QueryTower(Tower):
         units=(128,),
         embedding_dim=64,
         dropout=0.0,
+        text_share=0.0,
         **kwargs,
     ):
-        super().__init__(units=units, embedding_dim=embedding_dim, dropout=dropout, **kwargs)
+        super().__init__(units=units, embedding_dim=embedding_dim, dropout=dropout, text_share=text_share, **kwargs)
         self.user_encoder = user_encoder
         self.text_encoder = text_encoder if query_text_column else None
         self.query_text_column = query_text_column if text_encoder is not None else None
@@ -59,7 +63,9 @@ class QueryTower(Tower):
     def call(self, features, training=False):
         profile, id_vector = self.user_encoder(features, training=training)
         parts = [profile, id_vector]
+        text = None
         if self.text_encoder is not None:
-            parts.insert(0, self.text_encoder(tf.reshape(features[self.query_text_column], [-1]), training=training))
-        hidden, embedding = self.embed(parts, training=training)
+            text = self.text_encoder(tf.reshape(features[self.query_text_column], [-1]), training=training)
+            parts.insert(0, text)
+        hidden, embedding = self.embed(parts, training=training, text=text)
         return {"embedding": embedding, "hidden": hidden, "profile": profile}

@@ -7,6 +7,16 @@ sublayers and its text column, builds its parts in `call` and hands them to
 `embed`; construction of the MLP and projection, `build`, `get_config` and
 `from_config` live here once.
 
+With `text_share` > 0 (a pretrained text encoder on both sides) the tower
+starts from what the encoder knows: its embedding is
+`[sqrt(a) * text / |text|, sqrt(1 - a) * learned]`, unit length, with
+`a = sigmoid(logit)` a learned weight that starts at `text_share`. The dot
+product of two such towers is `a_q a_i`-weighted encoder cosine plus the
+learned towers' cosine, so before the first step the retrieval score ranks
+(almost) as the encoder's zero-shot cosine does, and training moves the
+weight where the data says. The embedding is then `embedding_dim +
+text dimension` wide.
+
 Example:
 
 ```python
@@ -18,6 +28,7 @@ merged = concat_in_compute_dtype([tf.ones([2, 3]), tf.ones([2, 2], "bfloat16")],
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfrec.layers.mlp import mlp
@@ -62,7 +73,7 @@ class Tower(keras.layers.Layer):
     text_column = ""
     side = ""
 
-    def __init__(self, units=(128,), embedding_dim=64, dropout=0.0, **kwargs):
+    def __init__(self, units=(128,), embedding_dim=64, dropout=0.0, text_share=0.0, **kwargs):
         # Inputs stay as given under a mixed-precision policy: the encoders
         # read float32 prices and counts; the MLP computes in the policy's dtype.
         kwargs.setdefault("autocast", False)
@@ -70,11 +81,30 @@ class Tower(keras.layers.Layer):
         self.units = [int(u) for u in units]
         self.embedding_dim = int(embedding_dim)
         self.dropout = float(dropout)
+        self.text_share = float(text_share)
+        if not 0.0 <= self.text_share < 1.0:
+            raise ValueError(f"{type(self).__name__}: text_share must be in [0, 1), got {text_share}")
 
     def _add_head(self):
         """The MLP and the projection, created after the encoders (the order Keras tracks them in)."""
         self.mlp = mlp(self.units, f"{self.side}_tower", self.dropout)
         self.projection = keras.layers.Dense(self.embedding_dim, name=f"{self.side}_embedding", dtype="float32")
+        self.text_share_logit = None
+        if self.text_share > 0:
+            if self.text_encoder is None:
+                raise ValueError(f"{type(self).__name__}: text_share > 0 needs a text encoder")
+            share = self.text_share
+            self.text_share_logit = self.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(float(np.log(share / (1.0 - share)))),
+                name="text_share_logit",
+                dtype="float32",
+            )
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the embedding: `embedding_dim`, plus the text dimension with `text_share` > 0."""
+        return self.embedding_dim + (self.text_encoder.output_dim if self.text_share_logit is not None else 0)
 
     def build(self, input_shape):
         # Keras records the first call's input shapes (`get_build_config`);
@@ -84,10 +114,18 @@ class Tower(keras.layers.Layer):
             self.call(placeholder_features(input_shape, encoder.numeric_columns))
         self.built = True
 
-    def embed(self, parts, training=False):
-        """`(hidden, embedding)` of the concatenated `parts`: the MLP's output and its normalised projection."""
+    def embed(self, parts, training=False, text=None):
+        """`(hidden, embedding)` of the concatenated `parts`: the MLP's output and its normalised projection.
+
+        `text`: the text encoder's vector, which the embedding carries as
+        well when `text_share` > 0.
+        """
         hidden = self.mlp(concat_in_compute_dtype(parts, self.compute_dtype), training=training)
         embedding = tf.math.l2_normalize(self.projection(hidden), axis=-1)
+        if self.text_share_logit is not None:
+            share = tf.sigmoid(self.text_share_logit)
+            text = tf.math.l2_normalize(tf.cast(text, "float32"), axis=-1)
+            embedding = tf.concat([tf.sqrt(share) * text, tf.sqrt(1.0 - share) * embedding], axis=-1)
         return hidden, embedding
 
     def get_config(self):
@@ -102,6 +140,7 @@ class Tower(keras.layers.Layer):
                 "units": self.units,
                 "embedding_dim": self.embedding_dim,
                 "dropout": self.dropout,
+                "text_share": self.text_share,
             }
         )
         return config

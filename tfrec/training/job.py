@@ -63,6 +63,7 @@ def train_model(config, schema, train_df, valid_df=None, run_dir=None, strategy=
     job restarted on the same `run_dir` resumes from its backup.
     """
     from tfrec.models.builder import build_model
+    from tfrec.models.text_cache import cache_table_texts, copy_text_cache
 
     training = config.training
     keras.utils.set_random_seed(training.seed)
@@ -75,6 +76,7 @@ def train_model(config, schema, train_df, valid_df=None, run_dir=None, strategy=
     try:
         with strategy.scope():
             model = build_model(schema, config.model, train_df)
+        cache_table_texts(model, train_df, valid_df, verbose=training.verbose > 0)
         trainer = Trainer(model, training, run_dir, strategy=strategy)
         transform = None
         if schema.value_label and schema.user_id and training.value_holdout_fraction > 0:
@@ -88,6 +90,8 @@ def train_model(config, schema, train_df, valid_df=None, run_dir=None, strategy=
             valid = EpochBatches.from_dataframe(valid_df, schema, batch, shuffle=False, transform=transform)
         rows = trainer.fit(train, valid)
         trained = trainer.finalize()
+        if trained is not None:
+            copy_text_cache(model, trained)
         return trained, History(rows)
     finally:
         if training.mixed_precision != "off":

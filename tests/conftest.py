@@ -44,3 +44,18 @@ def small_trained():
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     model.fit(dataset_from_dataframe(df, sim.schema(), batch_size=128, drop_remainder=True).take(5), verbose=0)
     return sim, df, model
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_preset(tmp_path_factory):
+    """A tiny BERT saved as a keras-hub preset directory: a fast stand-in for a pretrained checkpoint (MiniLM)."""
+    import keras_hub
+
+    from tfrec.layers.text_encoder import TextEncoder
+
+    corpus = ["red heart mug", "blue lunch bag", "white candle holder", "christmas lights", "jumbo shopper"] * 4
+    enc = TextEncoder.from_scratch(corpus, vocabulary_size=150, hidden_dim=16, num_layers=1, num_heads=2)
+    path = tmp_path_factory.mktemp("tiny_bert_preset")
+    enc.backbone.save_to_preset(str(path))
+    keras_hub.models.BertTokenizer(vocabulary=enc.tokenizer.get_vocabulary(), lowercase=True).save_to_preset(str(path))
+    return str(path)

@@ -7,7 +7,6 @@ the encoder's cosine) hold for any encoder, and a tiny one keeps the tests fast.
 
 import sys
 
-import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,7 +19,7 @@ from test_tables import search_table  # noqa: E402
 from tfrec.layers.text_encoder import TextEncoder  # noqa: E402
 from tfrec.models.builder import build_model  # noqa: E402
 from tfrec.models.config import ModelConfig  # noqa: E402
-from tfrec.models.inference import features_of, predict_dataframe  # noqa: E402
+from tfrec.models.inference import predict_dataframe  # noqa: E402
 from tfrec.models.text_cache import cache_table_texts, copy_text_cache  # noqa: E402
 from tfrec.schema import FeatureSchema  # noqa: E402
 
@@ -107,55 +106,87 @@ def _cosine(model, table):
     return (q * t).sum(1)
 
 
-def test_untrained_model_ranks_as_the_encoders_cosine(table):
+@pytest.fixture(scope="module")
+def started(table):
+    """A model started from the (stand-in) pretrained encoder, and its untrained outputs."""
     model = _model(table)
-    out = predict_dataframe(model, table)
+    return model, predict_dataframe(model, table)
+
+
+def test_untrained_model_ranks_as_the_encoders_cosine(table, started):
+    model, out = started
     cosine = _cosine(model, table)
     width = 8 + model.text_encoder.output_dim
     assert out["query_embedding"].shape[1] == width == model.item_tower.output_dim
     # score = a * cosine + (1 - a) * (learned towers' cosine), a = 0.98 at the start
     assert np.abs(out["score"] - 0.98 * cosine).max() <= 0.02 + 1e-5
     assert spearmanr(out["score"], cosine).statistic > 0.95
-    # The relevance head starts from the score alone: the same order.
+    # The relevance head starts from the score alone: the same order, at the level of the training labels.
     assert spearmanr(out["relevance"], out["score"]).statistic > 0.999
+    assert abs(out["relevance"].mean() - table.grade.mean()) < 0.2
     off = predict_dataframe(_model(table, share=0.0), table)
     assert off["query_embedding"].shape[1] == 8
     assert spearmanr(off["relevance"], cosine).statistic < 0.9  # random heads: not the encoder's order
 
 
-def test_started_model_trains_saves_and_reloads_with_its_cache(table, tmp_path):
-    from tfrec.data.pipeline import dataset_from_dataframe
-
-    model = _model(table)
-    assert cache_table_texts(model, table, verbose=False) == len(set(table.search_query) | set(table.title))
-    before = float(tf.sigmoid(model.query_tower.text_share_logit).numpy())
-    model.compile(optimizer=keras.optimizers.Adam(0.01))
-    model.fit(dataset_from_dataframe(table, SCHEMA, batch_size=64), epochs=2, verbose=0)
-    assert float(tf.sigmoid(model.query_tower.text_share_logit).numpy()) != pytest.approx(before)  # learned
-    expected = predict_dataframe(model, table)
-    model.save(tmp_path / "m.keras")
-    reloaded = keras.models.load_model(tmp_path / "m.keras")
-    assert reloaded.text_encoder.cached_texts() is None  # not saved: the encoder runs on every text
-    assert reloaded.query_tower.text_share == 0.98 and reloaded.relevance_task.start_from_score
-    got = predict_dataframe(reloaded, table)
-    copy_text_cache(model, reloaded)
-    cached = predict_dataframe(reloaded, table)
-    for key in ("score", "relevance", "query_embedding"):
-        np.testing.assert_allclose(got[key], expected[key], atol=1e-4)
-        np.testing.assert_allclose(cached[key], expected[key], atol=1e-4)
-
-
-def test_export_with_a_cache_holds_the_encoder_not_the_cache(table, tmp_path):
+def test_started_model_is_validated_first_kept_unless_beaten_reloads_and_exports(table, started, tmp_path, monkeypatch):
+    """Training with a cache; the untrained start kept (no epoch beats it); .keras round trip; export."""
+    from tfrec.evaluation.validation import ranking_validation
     from tfrec.export.saved_model import export_model
+    from tfrec.jobs.config import TrainingConfig
+    from tfrec.training.epoch_data import EpochBatches
+    from tfrec.training.job import starts_from_encoder
+    from tfrec.training.trainer import Trainer
 
-    model = _model(table)
-    cache_table_texts(model, table, verbose=False)
-    predict_dataframe(model, table.head(8))  # builds every part (export needs built layers)
+    model, start = started
+    assert starts_from_encoder(model)
+    assert cache_table_texts(model, table, verbose=False) == len(set(table.search_query) | set(table.title))
+    real = ranking_validation(SCHEMA, table.assign(query_key=table.search_query), k=10)
+    assert 0.0 < real(model)["ndcg@10"] <= 1.0
+    share = float(tf.sigmoid(model.query_tower.text_share_logit).numpy())
+    scripted = [0.9, 0.1, 0.2]  # the start ranks best; no epoch beats it
+    training = TrainingConfig(
+        epochs=2, batch_size=64, monitor="val_ndcg@10", early_stopping_patience=0, tensorboard=False, verbose=0
+    )
+    trainer = Trainer(model, training, str(tmp_path / "run"))
+    history = trainer.fit(
+        EpochBatches.from_dataframe(table, SCHEMA, 64, seed=0),
+        epoch_metrics=lambda m: {"ndcg@10": scripted.pop(0)},
+        validate_start=True,
+    )
+    assert [row["epoch"] for row in history] == [0, 1, 2] and history[0]["optimizer_steps"] == 0
+    assert float(tf.sigmoid(model.query_tower.text_share_logit).numpy()) != pytest.approx(share)  # it learns
+    kept = trainer.finalize()  # reloaded from model.keras: no cache
+    assert kept.text_encoder.cached_texts() is None
+    assert kept.query_tower.text_share == 0.98 and kept.relevance_task.start_from_score
+    for key in ("score", "relevance", "query_embedding"):
+        np.testing.assert_allclose(predict_dataframe(kept, table)[key], start[key], atol=1e-4)
+    copy_text_cache(model, kept)
+    assert kept.text_encoder.cached_texts() is not None
+    np.testing.assert_allclose(predict_dataframe(kept, table)["relevance"], start["relevance"], atol=1e-4)
+
+    # Exports trace every signature with the cache off (the served graph holds the encoder, not the
+    # cache); tests/test_bundled_configs.py serves a MiniLM model's export end to end.
+    import keras
+
+    seen = []
+
+    class Traced(Exception):
+        pass
+
+    def add_endpoint(archive, name, fn, input_signature=None):
+        seen.append(kept.text_encoder.cached_texts())
+
+    def write_out(archive, path, **kwargs):
+        raise Traced
+
+    archive_class = type(keras.export.ExportArchive())  # the backend's subclass
+    monkeypatch.setattr(archive_class, "add_endpoint", add_endpoint)
+    monkeypatch.setattr(archive_class, "write_out", write_out)
     catalog = table.drop_duplicates("sku")[["sku", "title", "category", "price"]]
-    result = export_model(model, str(tmp_path), catalog=catalog, examples=table.head(8), verbose=False)
-    assert model.text_encoder.cached_texts() is not None  # restored after the export
-    loaded = tf.saved_model.load(result.path)
-    rows = table.head(16).assign(search_query=["a query never seen before"] * 16)
-    inputs = features_of(rows, SCHEMA, ["search_query", "sku", "title", "category", "price"])
-    served = loaded.signatures["score"](**{c: tf.constant(v) for c, v in inputs.items()})
-    np.testing.assert_allclose(served["relevance"].numpy(), predict_dataframe(model, rows)["relevance"], atol=1e-4)
+    with pytest.raises(Traced):
+        export_model(kept, str(tmp_path / "models"), catalog=catalog, examples=table.head(8), verbose=False)
+    assert seen and all(cache is None for cache in seen)
+    assert kept.text_encoder.cached_texts() is not None  # restored after the export
+    with pytest.raises(ValueError, match="val_ndcg@K"):
+        TrainingConfig(monitor="val_recall")

@@ -24,6 +24,8 @@ TINY_MODEL = {
     "expert_units": [16],
     "cross_layers": 1,
     "text": {
+        "preset": None,  # a tiny BERT from scratch, whatever the bundled config reads text with
+        "trainable": True,
         "vocabulary_size": 200,
         "hidden_dim": 16,
         "num_layers": 1,
@@ -413,6 +415,26 @@ def test_graded_search_job_end_to_end(tmp_path):
     _export_run(
         tmp_path / "run", result["model"], ["serving_default", "score", "encode_query", "encode_item", "retrieve"]
     )
+
+
+def test_realistic_search_job_starts_from_a_pretrained_encoder(tmp_path, online_retail_path, tiny_bert_preset):
+    """realistic_search.yaml (a frozen pretrained encoder; a tiny saved BERT stands in for MiniLM) on real titles."""
+    from tfrec.data.realistic_search import RealisticSearchConfig, generate_realistic_search
+    from tfrec.jobs.files import run
+
+    df = generate_realistic_search(RealisticSearchConfig(num_queries=90, seed=1), catalog_path=online_retail_path)
+    df.to_parquet(tmp_path / "realistic.parquet")
+    config = _example_config(tmp_path, "realistic_search", [str(tmp_path / "realistic.parquet")])
+    config.model.text.preset, config.model.text.trainable = tiny_bert_preset, False
+    assert config.training.monitor == "val_ndcg@10"
+    result = run(config)
+    history = result["metrics"]["history"]
+    assert history["epoch"][0] == 0 and len(history["val_ndcg@10"]) == 3  # the untrained start, then 2 epochs
+    model = result["model"]
+    assert model.query_tower.text_share > 0 and model.text_encoder.cached_texts() is not None
+    m = result["metrics"]["search"]
+    assert {"bm25", "model"} <= set(m["query_ndcg"]) and m["query_ndcg"]["model"]["ndcg@5"] > 0.3
+    assert any("on NDCG@5" in line for line in result["metrics"]["versus_baselines"]["lines"])  # K = the run's smallest
 
 
 def test_interactions_job_end_to_end(tmp_path):

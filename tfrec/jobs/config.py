@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Any
 
 import yaml
@@ -69,7 +70,12 @@ class TrainingConfig:
             multi-worker jobs it must be storage every worker can read (only
             the chief writes there).
         monitor: the validation metric that picks the best model and drives
-            early stopping (`val_loss` or `val_<task>_loss`); lower is better.
+            early stopping: `val_loss` or `val_<task>_loss` (lower is better),
+            or, for search tables, `val_ndcg@K` (NDCG@K of the ranking head
+            per validation query, higher is better). A model that starts from
+            a pretrained encoder (`model.text.text_share`) is validated before
+            its first step too (history epoch 0), and that start is kept
+            unless an epoch beats it.
         log_every_steps: steps between progress lines and TensorBoard points.
         tensorboard: write TensorBoard logs to `<output_dir>/tensorboard`.
         shuffle_buffer: rows in the shuffle buffer (whole table when smaller).
@@ -130,8 +136,13 @@ class TrainingConfig:
                 "seed": ">= 0",
             },
         )
-        if self.monitor != "val_loss" and not (self.monitor.startswith("val_") and self.monitor.endswith("_loss")):
-            raise ValueError(f"training.monitor: unknown {self.monitor!r}; one of 'val_loss' or 'val_<task>_loss'")
+        ranking = re.fullmatch(r"val_ndcg@[1-9][0-9]*", self.monitor) is not None
+        task_loss = self.monitor.startswith("val_") and self.monitor.endswith("_loss")
+        if self.monitor != "val_loss" and not (task_loss or ranking):
+            raise ValueError(
+                f"training.monitor: unknown {self.monitor!r}; one of 'val_loss', 'val_<task>_loss' "
+                "or 'val_ndcg@K' (search tables: NDCG@K per validation query, higher is better)"
+            )
 
 
 def _check_strategy(key, value):

@@ -112,6 +112,22 @@ class FilesSource(Source):
     def train_config(self, config, data):
         return model_config_for(config, data.prepared.shape)
 
+    def epoch_metrics(self, config, data):
+        """NDCG@K per validation query after every epoch, for search tables (`val_ndcg@K`)."""
+        monitor = config.training.monitor
+        wants = monitor.startswith("val_ndcg@")
+        if data.prepared.shape != "search":
+            if wants:
+                raise ValueError(
+                    f"training.monitor {monitor!r} needs search tables (queries to rank); "
+                    f"this job's shape is {data.prepared.shape!r}: use 'val_loss'"
+                )
+            return None
+        from tfrec.evaluation.validation import ranking_validation
+
+        k = int(monitor.split("@")[1]) if wants else 10
+        return ranking_validation(data.schema, data.valid, k=k, min_rows=config.data.min_query_rows)
+
     def log_trained(self, data, history, train_seconds, model_path):
         _log(f"trained in {train_seconds:.0f}s; model {model_path}")
 

@@ -56,6 +56,10 @@ class Source:
         """The config training gets (a source may adapt the model to its data)."""
         return config
 
+    def epoch_metrics(self, config, data):
+        """A function `model -> {name: value}` of validation metrics after every epoch, or None."""
+        return None
+
     def log_trained(self, data, history, train_seconds, model_path):
         """Says how training went."""
 
@@ -85,7 +89,7 @@ class Source:
         raise NotImplementedError
 
 
-def train(config, schema, train_df, valid_df, run_dir=None):
+def train(config, schema, train_df, valid_df, run_dir=None, epoch_metrics=None):
     """Builds and trains the model (`tfrec.training.train_model`); returns (model, history).
 
     `model` lives outside any distribution strategy (None on non-chief
@@ -95,7 +99,7 @@ def train(config, schema, train_df, valid_df, run_dir=None):
     """
     from tfrec.training.job import train_model
 
-    return train_model(config, schema, train_df, valid_df, run_dir=run_dir)
+    return train_model(config, schema, train_df, valid_df, run_dir=run_dir, epoch_metrics=epoch_metrics)
 
 
 def history_dict(history) -> dict:
@@ -116,7 +120,15 @@ def run_pipeline(source: Source, config) -> dict:
         config.to_yaml(os.path.join(out_dir, "config.yaml"))
     data = source.read(config, out_dir if chief else None)
     t_train = time.time()
-    model, history = train(source.train_config(config, data), data.schema, data.train, data.valid, run_dir=out_dir)
+    train_config = source.train_config(config, data)
+    model, history = train(
+        train_config,
+        data.schema,
+        data.train,
+        data.valid,
+        run_dir=out_dir,
+        epoch_metrics=source.epoch_metrics(train_config, data),
+    )
     train_seconds = time.time() - t_train
     if model is None:
         log("training done on this non-chief worker; the chief evaluates and writes the run directory")

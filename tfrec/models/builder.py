@@ -34,10 +34,12 @@ from tfrec.layers.numeric_features import NumericFeatures
 from tfrec.layers.sequence_encoder import SequenceEncoder
 from tfrec.layers.text_encoder import TextEncoder, minilm_preset_dir
 from tfrec.models.config import ModelConfig
+from tfrec.models.inference import features_of
 from tfrec.models.two_tower import TwoTowerModel
 from tfrec.models.user_value_model import UserValueModel
 from tfrec.schema import FeatureSchema
 from tfrec.tasks import CtrTask, RelevanceTask, RetrievalTask, UserValueTask
+from tfrec.tasks.task import SCORE_SLOPE
 from tfrec.towers import ItemTower, QueryTower
 
 
@@ -298,7 +300,7 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
             dropout=config.dropout,
             name="multitask",
         )
-    return TwoTowerModel(
+    model = TwoTowerModel(
         schema,
         config,
         query_tower,
@@ -309,6 +311,34 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
         lexical_match=_lexical_match(schema, config, train_df) if ranking else None,
         name="two_tower",
     )
+    if share > 0 and ranking:
+        _calibrate_started_heads(model, schema, train_df)
+    return model
+
+
+def _calibrate_started_heads(model, schema, train_df, rows=256):
+    """Biases of heads started from the score, so the untrained model predicts the training label means.
+
+    The ranking (by the score) is unchanged; only the level moves: a started
+    relevance head would otherwise predict `sigmoid(SCORE_SLOPE * cosine)`
+    of the label range whatever the labels' mean.
+    """
+    sample = train_df.sample(min(rows, len(train_df)), random_state=0)
+    outputs = model(features_of(sample, schema))
+    score = float(np.mean(outputs["score"]))
+
+    def logit(p):
+        p = float(np.clip(p, 0.02, 0.98))
+        return np.log(p / (1.0 - p))
+
+    if model.relevance_task is not None and schema.relevance_label:
+        low, high = schema.relevance_range
+        share = (train_df[schema.relevance_label].mean() - low) / max(high - low, 1e-9)
+        model.relevance_task.head.bias.assign([logit(share) - SCORE_SLOPE * score])
+    if model.ctr_task is not None and schema.click_label:
+        # P(click) = P(seen) P(click | seen), P(seen) = 0.5 at the start.
+        clicked = train_df[schema.click_label].mean() / 0.5
+        model.ctr_task.head.bias.assign([logit(clicked) - SCORE_SLOPE * score])
 
 
 def _lexical_match(schema, config, train_df):

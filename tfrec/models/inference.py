@@ -44,14 +44,18 @@ def _run(fn, features, batch_size):
 
 def predict_dataframe(model, df, batch_size=1024, outputs=None):
     """All model outputs (or only `outputs`) for the rows of `df`."""
-    features = features_of(df, model.schema)
+    return predictor(model, outputs, batch_size)(features_of(df, model.schema))
+
+
+def predictor(model, outputs=None, batch_size=1024):
+    """A function of model inputs (`features_of`) to outputs, traced once and reused (e.g. after every epoch)."""
 
     @tf.function(reduce_retracing=True)
     def fn(batch):
         out = model(batch, training=False)
         return {k: v for k, v in out.items() if outputs is None or k in outputs}
 
-    return _run(fn, features, batch_size)
+    return lambda features: _run(fn, features, batch_size)
 
 
 def encode_queries(model, df, batch_size=1024) -> np.ndarray:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfrec.tasks.task import ScoreOnlyInitializer, Task
+from tfrec.tasks.task import SCORE_SLOPE, ScoreOnlyInitializer, Task
 
 
 @keras.saving.register_keras_serializable(package="tfrec")
@@ -30,10 +30,11 @@ class CtrTask(Task):
         position_column: the feature holding the logged position, or None.
         max_position: positions above it share the last position-bias slot.
         temperature: the two-tower score enters the head as `score / temperature`.
-        start_from_score: the head starts as `score / temperature` alone (the
-            other inputs' weights at 0), so the untrained model ranks by the
-            two-tower score: with a pretrained text encoder, by what the
-            encoder knows (`Tower.text_share`).
+        start_from_score: the head starts from the two-tower score alone
+            (`SCORE_SLOPE` per unit of cosine; the other inputs' weights at 0),
+            so the untrained model ranks by the two-tower score: with a
+            pretrained text encoder, by what the encoder knows
+            (`Tower.text_share`).
     """
 
     label = "click"
@@ -46,7 +47,8 @@ class CtrTask(Task):
         self.max_position = int(max_position)
         self.temperature = float(temperature)
         self.start_from_score = bool(start_from_score)
-        kernel = ScoreOnlyInitializer(1.0) if self.start_from_score else "glorot_uniform"
+        # Started: the logit moves SCORE_SLOPE per unit of cosine, as the relevance head's does.
+        kernel = ScoreOnlyInitializer(SCORE_SLOPE * self.temperature) if self.start_from_score else "glorot_uniform"
         self.head = keras.layers.Dense(1, kernel_initializer=kernel, name="ctr_logit", dtype="float32")
         # Logit of P(seen | position); starts at 0 (P = 0.5) for every
         # position, where the sigmoid is not saturated and the curve can move.

@@ -20,10 +20,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfrec.tasks.task import ScoreOnlyInitializer, Task
-
-# Slope of the started head on the score (a cosine in [-1, 1]): 4 spans most of the sigmoid.
-SCORE_SLOPE = 4.0
+from tfrec.tasks.task import SCORE_SLOPE, ScoreOnlyInitializer, Task
 
 
 @keras.saving.register_keras_serializable(package="tfrec")

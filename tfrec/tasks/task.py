@@ -56,6 +56,10 @@ class Task(keras.layers.Layer):
         """Updates this task's metrics (beyond its loss tracker)."""
 
 
+#: Logit slope of a head started from the score, per unit of cosine: 4 spans most of the sigmoid.
+SCORE_SLOPE = 4.0
+
+
 @keras.saving.register_keras_serializable(package="tfrec")
 class ScoreOnlyInitializer(keras.initializers.Initializer):
     """Kernel `[inputs + 1, 1]` of zeros but its last row (the score's), `score_weight`.

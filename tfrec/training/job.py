@@ -53,7 +53,13 @@ def value_label_mask(user_column, fraction):
     return fn
 
 
-def train_model(config, schema, train_df, valid_df=None, run_dir=None, strategy=None):
+def starts_from_encoder(model) -> bool:
+    """Whether the towers start from a pretrained encoder's vectors (`Tower.text_share`)."""
+    towers = [getattr(model, name, None) for name in ("query_tower", "item_tower")]
+    return any(getattr(t, "text_share_logit", None) is not None for t in towers)
+
+
+def train_model(config, schema, train_df, valid_df=None, run_dir=None, strategy=None, epoch_metrics=None):
     """Builds and trains the model of `config` (a `JobConfig`) on `train_df`.
 
     Returns `(model, history)`; `model` is None on non-chief workers of a
@@ -61,6 +67,10 @@ def train_model(config, schema, train_df, valid_df=None, run_dir=None, strategy=
     directory gets `model.keras`, `best.weights.h5`, `history.csv`,
     `training_state.json`, `checkpoints/`, `backup/` and `tensorboard/`, and a
     job restarted on the same `run_dir` resumes from its backup.
+    `epoch_metrics(model) -> {name: value}` adds validation metrics to every
+    epoch (e.g. `ndcg@10`, which `training.monitor: val_ndcg@10` then keeps
+    the best of); a model that starts from a pretrained encoder is validated
+    before its first step too.
     """
     from tfrec.models.builder import build_model
     from tfrec.models.text_cache import cache_table_texts, copy_text_cache
@@ -88,7 +98,7 @@ def train_model(config, schema, train_df, valid_df=None, run_dir=None, strategy=
         valid = None
         if valid_df is not None and len(valid_df) >= batch:
             valid = EpochBatches.from_dataframe(valid_df, schema, batch, shuffle=False, transform=transform)
-        rows = trainer.fit(train, valid)
+        rows = trainer.fit(train, valid, epoch_metrics=epoch_metrics, validate_start=starts_from_encoder(model))
         trained = trainer.finalize()
         if trained is not None:
             copy_text_cache(model, trained)

@@ -10,7 +10,13 @@ the position inside it, so jobs train with this loop under every strategy:
   `checkpoint_every_steps` and at every epoch end; a restarted job resumes on
   the next unseen batch and ends with the same number of optimizer steps;
 * end-of-epoch checkpoints (`keep_checkpoints`), the best model by
-  `monitor` (`best.weights.h5`) and early stopping;
+  `monitor` (`best.weights.h5`; losses lower, ranking metrics such as
+  `val_ndcg@10` from `epoch_metrics` higher is better) and early stopping;
+* `epoch_metrics`: a function of the model giving more validation metrics
+  (e.g. NDCG per query) after every epoch; with `validate_start` it runs on the
+  untrained model too (history row epoch 0), which is then the best to beat:
+  a model that starts from a pretrained encoder keeps its start unless
+  training improves on it;
 * progress lines or a progress bar, TensorBoard scalars and `history.csv`;
 * in multi-worker jobs only the chief writes: the other workers save to
   temporary directories that they delete (they must still take part, as saving
@@ -59,6 +65,11 @@ def weights_fingerprint(model) -> str:
     return digest.hexdigest()[:16]
 
 
+def lower_is_better(monitor: str) -> bool:
+    """Losses are minimised; other monitored metrics (NDCG, AUC, recall) maximised."""
+    return monitor.endswith("loss")
+
+
 class Trainer:
     """Trains `model` (built under `strategy.scope()`) with `training` settings.
 
@@ -90,6 +101,7 @@ class Trainer:
         self._batch = tf.Variable(0, dtype=tf.int64, trainable=False, name="batch_in_epoch")
         self._best = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_monitor")
         self._bad_epochs = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_without_improvement")
+        self._validated_start = False
 
     # ------------------------------------------------------------ set-up
     def _write_dir(self, path):
@@ -202,11 +214,13 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + float(v)
         return {k: v / batches.steps_per_epoch for k, v in sums.items()}
 
-    def fit(self, train, valid=None, epochs=None) -> list[dict]:
+    def fit(self, train, valid=None, epochs=None, epoch_metrics=None, validate_start=False) -> list[dict]:
         """Trains on `train` (an `EpochBatches`) for `epochs` (default the config's).
 
         Resumes from the backup when there is one. Returns the per-epoch
-        history (also in `history.csv`).
+        history (also in `history.csv`). `epoch_metrics(model) -> {name:
+        value}` adds `val_<name>` to every epoch's row; `validate_start`
+        records the untrained model as epoch 0 (a fresh start only).
         """
         cfg = self.training
         epochs = epochs or cfg.epochs
@@ -227,6 +241,16 @@ class Trainer:
         )
         monitor = cfg.monitor
         stop = False
+        if validate_start and not resumed and (valid is not None or epoch_metrics is not None):
+            row = {"epoch": 0}
+            if valid is not None:
+                row.update({f"val_{k}": v for k, v in self.evaluate(valid).items()})
+            if epoch_metrics is not None:
+                row.update({f"val_{k}": float(v) for k, v in epoch_metrics(self.model).items()})
+            row.update(learning_rate=self._current_learning_rate(), seconds=0.0, examples_per_second=0.0)
+            row["optimizer_steps"] = 0
+            self._end_epoch(row, monitor)
+            self._validated_start = True
         while int(self._epoch.numpy()) < epochs and not stop:
             epoch = int(self._epoch.numpy())
             start_batch = int(self._batch.numpy())
@@ -252,6 +276,8 @@ class Trainer:
             row = {"epoch": epoch + 1, **{k: v / max(count, 1) for k, v in sums.items()}}
             if valid is not None:
                 row.update({f"val_{k}": v for k, v in self.evaluate(valid).items()})
+            if epoch_metrics is not None:
+                row.update({f"val_{k}": float(v) for k, v in epoch_metrics(self.model).items()})
             row["learning_rate"] = self._current_learning_rate()
             row["seconds"] = seconds
             row["examples_per_second"] = count * self.global_batch_size / max(seconds, 1e-9)
@@ -296,6 +322,7 @@ class Trainer:
         if value is None and monitor != "val_loss":
             raise ValueError(f"training.monitor {monitor!r} is not among the epoch metrics {sorted(row)}")
         if value is not None:
+            value = value if lower_is_better(monitor) else -value  # the best is kept as a minimum
             if value < float(self._best.numpy()):
                 self._best.assign(value)
                 self._bad_epochs.assign(0)
@@ -308,7 +335,9 @@ class Trainer:
         if self.is_chief:
             self._write_history()
             if self.training.verbose:
-                parts = " ".join(f"{k} {v:.4f}" for k, v in row.items() if k.endswith("loss"))
+                parts = " ".join(
+                    f"{k} {v:.4f}" for k, v in row.items() if k.endswith("loss") or k.startswith("val_ndcg")
+                )
                 _log(
                     f"epoch {row['epoch']}: {parts} ({row['seconds']:.0f}s, "
                     f"{row['examples_per_second']:.0f} examples/s)"
@@ -349,6 +378,11 @@ class Trainer:
                     if row["epoch"] <= completed_epochs:
                         self.history.append(row)
 
+    def best_monitor_value(self) -> float:
+        """The best value of `training.monitor` so far (inf before any validation)."""
+        best = float(self._best.numpy())
+        return best if lower_is_better(self.training.monitor) else -best
+
     # ------------------------------------------------------------ the end
     def finalize(self, restore_best: bool | None = None):
         """Saves `model.keras` (chief) and returns a copy built outside the strategy.
@@ -358,7 +392,7 @@ class Trainer:
         return None. Also writes `training_state.json` (steps, epochs, best).
         """
         if restore_best is None:
-            restore_best = self.training.early_stopping_patience > 0
+            restore_best = self.training.early_stopping_patience > 0 or self._validated_start
         out = self._write_dir(self.output_dir)
         path = os.path.join(out, "model.keras")
         # Every worker saves (the save reads cross-worker synchronised
@@ -367,7 +401,8 @@ class Trainer:
         state = {
             "optimizer_steps": self.optimizer_steps,
             "epochs_completed": int(self._epoch.numpy()),
-            "best_" + self.training.monitor: float(self._best.numpy()),
+            "best_" + self.training.monitor: float(self._best.numpy())
+            * (1 if lower_is_better(self.training.monitor) else -1),
             "weights_fingerprint": weights_fingerprint(self.model),
             "replicas": self.replicas,
             "global_batch_size": self.global_batch_size,

@@ -39,7 +39,7 @@ def ranking_validation(schema, valid_df, k: int = 10, min_rows: int = 2):
         rows[schema.position] = 1  # ranked as if each item had the top slot, as the test evaluation does
     gains = rows[label].to_numpy(dtype=np.float64) - low
     groups = rows[S.QUERY_KEY_COLUMN].to_numpy()
-    traced = {}  # one traced predictor per model, reused every epoch
+    traced: dict = {}  # one traced predictor per model, reused every epoch
 
     def metric(model):
         if output not in model.task_names:

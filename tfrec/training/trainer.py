@@ -242,7 +242,7 @@ class Trainer:
         monitor = cfg.monitor
         stop = False
         if validate_start and not resumed and (valid is not None or epoch_metrics is not None):
-            row = {"epoch": 0}
+            row: dict[str, float] = {"epoch": 0}
             if valid is not None:
                 row.update({f"val_{k}": v for k, v in self.evaluate(valid).items()})
             if epoch_metrics is not None:

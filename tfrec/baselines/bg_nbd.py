@@ -29,7 +29,9 @@ bg.predict(customers, horizon_days=90)    # expected spend per customer in the n
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import warnings
 from typing import Any
 
@@ -94,7 +96,10 @@ class BGNBDGammaGamma:
 
         for factor in (1.0, 10.0, 100.0):
             try:
-                fitted = fitter(penalizer_coef=self.penalizer * factor).fit(*columns)
+                # lifetimes prints scipy's whole optimiser result when a fit does not converge;
+                # the retry with a larger penalty is what matters, not that dump.
+                with contextlib.redirect_stdout(io.StringIO()):
+                    fitted = fitter(penalizer_coef=self.penalizer * factor).fit(*columns)
                 self.penalizers_used_[fitter.__name__] = self.penalizer * factor
                 return fitted
             except ConvergenceError:

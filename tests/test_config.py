@@ -50,7 +50,8 @@ def error_of(config: dict) -> str:
         ({"training": {"verbose": 3}}, "training.verbose: unknown 3; one of 0, 1, 2"),
         (
             {"training": {"monitor": "accuracy"}},
-            "training.monitor: unknown 'accuracy'; one of 'val_loss', 'val_<task>_loss' or 'val_ndcg@K'",
+            "training.monitor: unknown 'accuracy'; one of 'val_loss', 'val_<task>_loss' or 'val_ndcg@K' "
+            "(search tables: NDCG@K per validation query, higher is better)",
         ),
         ({"data": {"source": "s3"}}, "data.source: unknown 's3'; one of 'simulator', 'files'"),
         ({"data": {"format": "json"}}, "data.format: unknown 'json'; one of 'auto', 'csv', 'parquet'"),

@@ -123,9 +123,12 @@ class Tower(keras.layers.Layer):
         hidden = self.mlp(concat_in_compute_dtype(parts, self.compute_dtype), training=training)
         embedding = tf.math.l2_normalize(self.projection(hidden), axis=-1)
         if self.text_share_logit is not None:
-            share = tf.sigmoid(self.text_share_logit)
+            # float32 whatever the policy (a variable read under mixed precision may autocast).
+            share = tf.sigmoid(tf.cast(self.text_share_logit, "float32"))
             text = tf.math.l2_normalize(tf.cast(text, "float32"), axis=-1)
-            embedding = tf.concat([tf.sqrt(share) * text, tf.sqrt(1.0 - share) * embedding], axis=-1)
+            embedding = tf.concat(
+                [tf.sqrt(share) * text, tf.sqrt(1.0 - share) * tf.cast(embedding, "float32")], axis=-1
+            )
         return hidden, embedding
 
     def get_config(self):

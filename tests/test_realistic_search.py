@@ -5,13 +5,10 @@ clone without it skips it. The catalog is read once; each generated table is
 small (a few hundred queries), so the module runs in seconds.
 """
 
-import pathlib
-
 import numpy as np
 import pytest
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "online_retail.parquet"
+from conftest import ONLINE_RETAIL as DATA
+from conftest import REPO
 
 if not DATA.is_file():
     pytest.skip(

@@ -253,6 +253,8 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    """Reads and validates files as `tfrec train --data` does and reports; exit 0 (warnings aside), 1 (no usable
+    row) or 2 (a file cannot be read or does not fit the schema)."""
     # The same reader and validation as `tfrec train --data` (tfrec.data.readers).
     from tfrec.data.readers import DataFileError, read_tables
     from tfrec.data.validation import SchemaValidationError
@@ -260,45 +262,33 @@ def cmd_validate(args) -> int:
 
     schema = FeatureSchema.from_yaml(args.schema)
     try:
-        tables = read_tables(args.data, schema, csv_encoding=args.encoding, csv_delimiter=args.delimiter)
+        tables = read_tables(
+            args.data, schema, csv_encoding=args.encoding, csv_delimiter=args.delimiter, require_rows=False
+        )
     except (DataFileError, SchemaValidationError) as e:
         print(e, file=sys.stderr)
         return 2
     print(tables.accounting.summary())
+    examples = tables.rejected_examples()
+    if examples:
+        print("first rejected rows by reason:")
+        for reason, where in examples.items():
+            print(f"  {reason}: {where}")
     if args.rejected and len(tables.rejected):
         tables.rejected.to_parquet(args.rejected, index=False)
         print(f"wrote {tables.accounting.rows_rejected} rejected rows with their reasons to {args.rejected}")
-    for warning in _validation_warnings(tables, schema):
+    for warning in tables.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     if tables.accounting.rows_read == 0:
-        print("tfrec validate: no data rows in any file", file=sys.stderr)
+        print(f"tfrec validate: error: no data rows in any file ({len(tables.files)} read)", file=sys.stderr)
+        return 1
+    if tables.accounting.rows_used == 0:
+        print(
+            f"tfrec validate: error: no usable rows: all {tables.accounting.rows_read} rows read were rejected",
+            file=sys.stderr,
+        )
         return 1
     return 0
-
-
-def _validation_warnings(tables, schema) -> list[str]:
-    """Files without data rows, and exact duplicate rows (kept: a log may repeat an event on purpose).
-
-    A row repeating one of another file counts too (it is reported in the later file).
-    """
-    from tfrec.data.readers import SOURCE_COLUMN
-
-    out = []
-    parts = [f for f in (tables.frame, tables.rejected) if len(f)]
-    counts = {path: 0 for path in tables.files}
-    for frame in parts:
-        for path, n in frame[SOURCE_COLUMN].value_counts().items():
-            counts[path] = counts.get(path, 0) + int(n)
-    out += [f"{path}: a header and no data rows" for path, n in counts.items() if n == 0]
-    frame = tables.frame
-    if len(frame):
-        rows = frame.drop(columns=[SOURCE_COLUMN])
-        if schema.user_history in rows:  # the one list-valued column: hashable for duplicated()
-            rows[schema.user_history] = rows[schema.user_history].map(tuple)
-        duplicated = rows.duplicated(keep="first")
-        for path, n in frame.loc[duplicated, SOURCE_COLUMN].value_counts().items():
-            out.append(f"{path}: {int(n)} row(s) repeat an earlier row exactly (kept; drop them if unintended)")
-    return out
 
 
 def cmd_predict(args) -> int:
@@ -528,7 +518,7 @@ def main(argv=None) -> int:
         help="CSV/parquet files, globs or folders (a folder: its CSV and parquet files) (required)",
     )
     p.add_argument("--schema", required=True, help="schema YAML mapping columns to roles (required)")
-    p.add_argument("--encoding", default="utf-8", help="encoding of CSV files (default: utf-8)")
+    p.add_argument("--encoding", default="utf-8", help="encoding of CSV files, e.g. latin-1 or cp1252 (default: utf-8)")
     p.add_argument("--delimiter", default=",", help="field delimiter of CSV files (default: ,)")
     p.add_argument(
         "--rejected", default=None, help="parquet file for the rejected rows with their reasons (default: not written)"

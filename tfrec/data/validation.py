@@ -73,6 +73,10 @@ class ValidationReport:
     valid: pd.DataFrame
     rejected: pd.DataFrame
     issues: list[ValidationIssue]
+    #: 0-based positions in the checked table of the rows of `valid`, in order.
+    valid_positions: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: 0-based positions in the checked table of the rows of `rejected`, in order.
+    rejected_positions: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def rows_used(self) -> int:
@@ -95,11 +99,20 @@ class ValidationReport:
 
 @dataclasses.dataclass
 class RowAccounting:
-    """Counts rows through a pipeline: read = used + rejected, by reason."""
+    """Counts rows through a pipeline: read = used + rejected, by reason.
+
+    Readers of files (`tfrec.data.readers.read_tables`) also count the files
+    read, name the files without data rows (a header only) and count the used
+    rows that repeat an earlier row exactly (`rows_duplicated`; they stay in
+    the used rows).
+    """
 
     rows_read: int = 0
     rows_used: int = 0
     rejected: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    files_read: int = 0
+    files_without_rows: list[str] = dataclasses.field(default_factory=list)
+    rows_duplicated: int = 0
 
     @property
     def rows_rejected(self) -> int:
@@ -118,14 +131,27 @@ class RowAccounting:
             )
 
     def summary(self) -> str:
-        return format_row_counts(self.rows_read, self.rows_used, dict(self.rejected))
+        """Rows read, used and rejected by reason; then files without data rows and duplicated rows, if any."""
+        lines = [format_row_counts(self.rows_read, self.rows_used, dict(self.rejected))]
+        if self.files_without_rows:
+            lines.append(
+                f"  files read {self.files_read}, {len(self.files_without_rows)} without data rows: "
+                + ", ".join(self.files_without_rows)
+            )
+        if self.rows_duplicated:
+            lines.append(f"  duplicated {self.rows_duplicated} of the used rows repeat an earlier row exactly (kept)")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict:
+        """The counts as plain values (for `metrics.json`)."""
         return {
             "rows_read": self.rows_read,
             "rows_used": self.rows_used,
             "rows_rejected": self.rows_rejected,
             "rejected_by_reason": dict(self.rejected),
+            "files_read": self.files_read,
+            "files_without_rows": list(self.files_without_rows),
+            "rows_duplicated": self.rows_duplicated,
         }
 
 
@@ -395,4 +421,6 @@ def validate(
         valid=valid,
         rejected=rejected.reset_index(drop=True),
         issues=row_issues,
+        valid_positions=np.flatnonzero(~bad),
+        rejected_positions=np.flatnonzero(bad),
     )

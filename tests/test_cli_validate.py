@@ -201,3 +201,22 @@ def test_rows_rejected_after_reading_keep_their_file_and_row(tmp_path):
     assert tables.rejected_examples() == {"price: negative value": f"{path} row 2", "qty: NaN": f"{path} row 4"}
     tables.rejected.to_parquet(tmp_path / "rejected.parquet")
     assert len(pd.read_parquet(tmp_path / "rejected.parquet")) == 2
+
+
+def test_the_training_log_prints_the_readers_warnings(tmp_path, capsys):
+    # `tfrec train` logs the same per-file warnings as `tfrec validate` (header-only files, duplicated rows).
+    from tfrec.jobs.config import JobConfig
+    from tfrec.jobs.files import FilesSource
+
+    schema = tmp_path / "search.yaml"
+    schema.write_text(yaml.safe_dump({"query_text": "query", "item_id": "sku", "click_label": "clicked"}))
+    rows = [(f"q{i % 30}", f"i{i}", i % 2) for i in range(300)] + [("q0", "i0", 0)]  # repeats row 1
+    good = tmp_path / "day1.csv"
+    pd.DataFrame(rows, columns=["query", "sku", "clicked"]).to_csv(good, index=False)
+    header = tmp_path / "day2.csv"
+    header.write_text("query,sku,clicked\n")
+    data = {"source": "files", "shape": "search", "paths": [str(good), str(header)], "schema": str(schema)}
+    FilesSource().read(JobConfig.from_dict({"data": data, "output_dir": str(tmp_path / "run")}), None)
+    out = capsys.readouterr().out
+    assert f"warning: {header}" in out, out
+    assert "1 row(s) repeat an earlier row exactly: row 301 (row 301 repeats row 1)" in out, out

@@ -98,6 +98,8 @@ class FilesSource(Source):
         data = self.load(config)
         tables, prepared = data.tables, data.prepared
         _log(f"read {len(tables.files)} file(s): " + tables.accounting.summary().replace("\n", "; "))
+        for warning in tables.warnings():  # header-only files, duplicated rows (as `tfrec validate` prints)
+            _log(f"warning: {warning}")
         if len(tables.rejected) and out_dir is not None:
             tables.rejected.to_parquet(os.path.join(out_dir, "rejected.parquet"), index=False)
         choice = prepared.info.get("train_label_choice")

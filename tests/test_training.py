@@ -1,5 +1,5 @@
 """Training jobs: optimizer and schedule, data position, cluster roles, the
-resumable loop, mixed precision, a SIGKILLed job that resumes, and two worker
+resumable loop, mixed precision, a SIGKILLed job that resumes exactly, and two worker
 processes that train one model."""
 
 import json
@@ -221,7 +221,8 @@ def _write_config(tmp_path, **training):
 
 
 @pytest.mark.slow
-def test_sigkilled_job_resumes_with_the_same_optimizer_steps(tmp_path):
+def test_sigkilled_job_resumes_to_the_same_weights_and_history(tmp_path):
+    # tests/test_resume.py kills in-process runs at several points; this is a real SIGKILL of `tfrec train`.
     config = _write_config(tmp_path)
     straight = tmp_path / "straight"
     out = subprocess.run(
@@ -260,12 +261,16 @@ def test_sigkilled_job_resumes_with_the_same_optimizer_steps(tmp_path):
     state = json.loads((resumed / "training_state.json").read_text())
     assert state["optimizer_steps"] == reference["optimizer_steps"]
     assert state["epochs_completed"] == 2
+    # The backup holds model, optimizer, data position, dropout's random state and the
+    # epoch's running losses: the resumed job ends exactly as the uninterrupted one (CPU).
+    assert state["weights_fingerprint"] == reference["weights_fingerprint"]
     a = json.loads((straight / "metrics.json").read_text())
     b = json.loads((resumed / "metrics.json").read_text())
-    # Same batches in the same order from the backup on: losses and metrics agree closely.
-    assert b["history"]["val_loss"][-1] == pytest.approx(a["history"]["val_loss"][-1], rel=0.02)
-    assert b["ctr"]["model"]["auc"] == pytest.approx(a["ctr"]["model"]["auc"], abs=0.02)
     assert len(b["history"]["loss"]) == 2  # the history has each epoch once
+    for key, values in a["history"].items():
+        if key not in ("seconds", "examples_per_second"):
+            assert b["history"][key] == values, key
+    assert b["ctr"]["model"]["auc"] == a["ctr"]["model"]["auc"]
 
 
 @pytest.mark.slow

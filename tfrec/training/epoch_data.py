@@ -2,10 +2,16 @@
 
 A resumable job must restart mid-epoch on exactly the batches it had not yet
 seen. `EpochBatches` shuffles each epoch with its own seed (`seed + epoch`)
-and no reshuffling, so the order of epoch `e` is a pure function of the seed,
-and `dataset(epoch, skip=b)` resumes at batch `b`. (Keras's BackupAndRestore
-only restores the epoch; `tf.data` iterator checkpoints do not cover
-distributed iterators in every strategy.)
+and no reshuffling, so the order of epoch `e` is a pure function of the seed
+(and of TensorFlow's global seed, which `train_model` sets from
+`training.seed` in every process), and `dataset(epoch, skip=b)` resumes at
+batch `b`: the trainer's backup only needs `(epoch, b)`. Keras's
+BackupAndRestore only restores the epoch. `tf.data` iterator checkpoints
+are no simpler: the `DistributedIterator` that `strategy.experimental_distribute_dataset`
+returns is not trackable (tensorflow/tensorflow#56372; true of TF 2.21 for
+OneDevice and Mirrored strategies), and a plain iterator's checkpoint would
+hold the whole shuffle buffer (up to `shuffle_buffer` rows) in every backup.
+Skipping `b` batches of an in-memory table costs little.
 
 Example:
 

@@ -6,9 +6,17 @@ the position inside it, so jobs train with this loop under every strategy:
 `strategy.run` of a step that calls the model, `TaskModel.weighted_losses`
 (the loss path `fit` takes too) and `optimizer.apply`. It adds what a cluster job needs:
 
-* a backup (model, optimizer, epoch, batch, best metric) every
-  `checkpoint_every_steps` and at every epoch end; a restarted job resumes on
-  the next unseen batch and ends with the same number of optimizer steps;
+* a backup several times per epoch (`checkpoint_every_steps`; by default a
+  quarter of an epoch, at most 1,000 steps apart: `backup_interval`) and at
+  every epoch end. It holds everything a step depends on: model, optimizer
+  (with its step counter), the state of every `keras.random.SeedGenerator` of
+  the model (dropout, id dropout: `random_states`), the position in the data
+  (epoch and batch; each epoch's order is a function of the seed and the
+  epoch, `EpochBatches`), the running sums of the epoch's losses, the best
+  metric and early stopping's count. A job killed at any step and restarted
+  replays the steps after the last backup exactly as they ran the first time:
+  on CPU it ends with the same weights (`weights_fingerprint`) and history as
+  a run that was never interrupted (`tests/test_resume.py`);
 * end-of-epoch checkpoints (`keep_checkpoints`), the best model by
   `monitor` (`best.weights.h5`; losses lower, ranking metrics such as
   `val_ndcg@10` from `epoch_metrics` higher is better) and early stopping;
@@ -43,10 +51,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -63,6 +73,43 @@ def weights_fingerprint(model) -> str:
     for v in model.trainable_variables:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(v.value)).tobytes())
     return digest.hexdigest()[:16]
+
+
+#: `checkpoint_every_steps: null` (auto) backs up this many times per epoch (the last at its end) ...
+AUTO_BACKUPS_PER_EPOCH = 4
+#: ... and at least every this many steps (long epochs).
+AUTO_MAX_BACKUP_INTERVAL = 1000
+
+
+def backup_interval(checkpoint_every_steps: int | None, steps_per_epoch: int) -> int:
+    """Steps (batches) between backups inside an epoch; 0 = only at epoch ends.
+
+    `checkpoint_every_steps` None (the default, auto) is a quarter of an
+    epoch, rounded up, at most `AUTO_MAX_BACKUP_INTERVAL` steps; a number is
+    taken as it is (one at least the epoch's length backs up only at epoch
+    ends, like 0). Every backup is exact, so the interval only sets how many
+    steps a killed job computes twice.
+    """
+    if checkpoint_every_steps is None:
+        quarter = math.ceil(steps_per_epoch / AUTO_BACKUPS_PER_EPOCH)
+        return max(1, min(AUTO_MAX_BACKUP_INTERVAL, quarter))
+    return int(checkpoint_every_steps)
+
+
+def random_states(model) -> list:
+    """The state variables of the model's `keras.random.SeedGenerator`s.
+
+    Keras 3 layers draw dropout masks (and `IdEmbedding` its id dropout) from
+    a `SeedGenerator` whose `state` variable advances at every draw. A
+    `tf.train.Checkpoint` of the model does not reach it (a `SeedGenerator`
+    is no trackable object), so a restored model would draw the masks of the
+    first steps again; the trainer checkpoints these variables beside the
+    model. They are `model.variables` that are not `model.weights`. (Unseeded
+    `keras.random` calls, drawn from Keras's global generator, and stateful
+    `tf.random` ops are not covered: tfrec's layers use neither.)
+    """
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
 
 
 def lower_is_better(monitor: str) -> bool:
@@ -101,7 +148,11 @@ class Trainer:
         self._batch = tf.Variable(0, dtype=tf.int64, trainable=False, name="batch_in_epoch")
         self._best = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_monitor")
         self._bad_epochs = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_without_improvement")
+        # JSON of the current epoch's running loss sums, batch count and seconds,
+        # so a job resumed mid-epoch reports the whole epoch's mean losses.
+        self._progress = tf.Variable("", dtype=tf.string, trainable=False, name="epoch_progress")
         self._validated_start = False
+        self.backup_every = 0  # set by `fit` (`backup_interval`)
 
     # ------------------------------------------------------------ set-up
     def _write_dir(self, path):
@@ -130,6 +181,8 @@ class Trainer:
             batch=self._batch,
             best=self._best,
             bad_epochs=self._bad_epochs,
+            random_states=random_states(self.model),
+            epoch_progress=self._progress,
         )
         self.backup = tf.train.CheckpointManager(self.checkpoint, self._write_dir(self.backup_dir), max_to_keep=1)
         self.epoch_checkpoints = tf.train.CheckpointManager(
@@ -214,13 +267,24 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + float(v)
         return {k: v / batches.steps_per_epoch for k, v in sums.items()}
 
-    def fit(self, train, valid=None, epochs=None, epoch_metrics=None, validate_start=False) -> list[dict]:
+    def fit(
+        self,
+        train,
+        valid=None,
+        epochs=None,
+        epoch_metrics=None,
+        validate_start=False,
+        on_step_end: Callable[[int], None] | None = None,
+    ) -> list[dict]:
         """Trains on `train` (an `EpochBatches`) for `epochs` (default the config's).
 
         Resumes from the backup when there is one. Returns the per-epoch
         history (also in `history.csv`). `epoch_metrics(model) -> {name:
         value}` adds `val_<name>` to every epoch's row; `validate_start`
         records the untrained model as epoch 0 (a fresh start only).
+        `on_step_end(optimizer_step)` is called after every step and its
+        backup, if any; an exception it raises ends training there, as a kill
+        would (the resume tests interrupt runs this way).
         """
         cfg = self.training
         epochs = epochs or cfg.epochs
@@ -233,14 +297,23 @@ class Trainer:
         if cfg.xla:
             tf.config.optimizer.set_jit("autoclustering")
         self._setup(total_steps=steps * epochs)
+        self.backup_every = backup_interval(cfg.checkpoint_every_steps, steps)
         resumed = self._restore()
-        self._load_history(int(self._epoch.numpy()) if resumed else 0)
+        if resumed:
+            self._load_history(int(self._epoch.numpy()))
+            self._validated_start = any(row["epoch"] == 0 for row in self.history)
+        else:
+            self._clear_previous_run()
+        every = f"every {self.backup_every} steps and " if 0 < self.backup_every < steps else ""
         _log(
             f"training on {self.task.describe()}, {type(self.strategy).__name__} with {self.replicas} "
-            f"replica(s): global batch {self.global_batch_size}, {steps} steps/epoch, {epochs} epoch(s)"
+            f"replica(s): global batch {self.global_batch_size}, {steps} steps/epoch, {epochs} epoch(s); "
+            f"backups {every}at epoch ends"
         )
         monitor = cfg.monitor
-        stop = False
+        # A job that early stopping ended, killed before `finalize`, stays stopped.
+        patience = cfg.early_stopping_patience
+        stop = resumed and patience > 0 and int(self._bad_epochs.numpy()) >= patience
         if validate_start and not resumed and (valid is not None or epoch_metrics is not None):
             row: dict[str, float] = {"epoch": 0}
             if valid is not None:
@@ -256,8 +329,8 @@ class Trainer:
             start_batch = int(self._batch.numpy())
             iterator = iter(self.strategy.experimental_distribute_dataset(train.dataset(epoch, skip=start_batch)))
             bar = keras.utils.Progbar(steps, verbose=1) if cfg.verbose == 1 and self.is_chief else None
-            sums: dict[str, float] = {}
-            count, t0 = 0, time.time()
+            sums, count, elapsed = self._epoch_progress(start_batch)
+            t0 = time.time() - elapsed
             for batch in range(start_batch, steps):
                 logs = self._train_fn(iterator)
                 values = {k: float(v) for k, v in logs.items()}
@@ -270,8 +343,12 @@ class Trainer:
                     bar.update(batch + 1, list(values.items()))
                 if step % cfg.log_every_steps == 0:
                     self._log_step(epoch, batch + 1, steps, step, values, count, t0)
-                if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0 and batch + 1 < steps:
+                trained = epoch * steps + batch + 1  # batches of the whole run, replicas counted once
+                if self.backup_every and trained % self.backup_every == 0 and batch + 1 < steps:
+                    self._progress.assign(json.dumps({"sums": sums, "count": count, "seconds": time.time() - t0}))
                     self._save_backup()
+                if on_step_end is not None:
+                    on_step_end(step)
             seconds = time.time() - t0
             row = {"epoch": epoch + 1, **{k: v / max(count, 1) for k, v in sums.items()}}
             if valid is not None:
@@ -285,9 +362,12 @@ class Trainer:
             stop = self._end_epoch(row, monitor)
             self._epoch.assign(epoch + 1)
             self._batch.assign(0)
-            self._save_backup()
+            self._progress.assign("")
             # Every worker takes part in each save (see the module docstring).
+            # The backup comes last: a job killed before it redoes the epoch's
+            # end and writes this epoch checkpoint and history row again.
             self.epoch_checkpoints.save(checkpoint_number=epoch + 1)
+            self._save_backup()
         if self._writer is not None:
             self._writer.flush()
         _log(
@@ -297,6 +377,26 @@ class Trainer:
         return self.history
 
     # ------------------------------------------------------------ bookkeeping
+    def _epoch_progress(self, start_batch) -> tuple[dict[str, float], int, float]:
+        """The running loss sums, batch count and seconds of an epoch resumed at `start_batch`."""
+        text = self._progress.numpy().decode()
+        if start_batch == 0 or not text:
+            return {}, 0, 0.0
+        progress = json.loads(text)
+        if progress["count"] != start_batch:
+            raise ValueError(
+                f"the backup's epoch progress counts {progress['count']} batches, its position is batch {start_batch}"
+            )
+        return progress["sums"], progress["count"], progress["seconds"]
+
+    def _clear_previous_run(self):
+        """A fresh start: the history and best weights of an earlier run in `output_dir` go."""
+        if self.is_chief:
+            for name in ("history.csv", "best.weights.h5"):
+                path = os.path.join(self.output_dir, name)
+                if os.path.exists(path):
+                    os.remove(path)
+
     def _current_learning_rate(self) -> float:
         opt = getattr(self.optimizer, "inner_optimizer", self.optimizer)
         lr = opt.learning_rate
@@ -367,10 +467,10 @@ class Trainer:
             writer.writerows(self.history)
 
     def _load_history(self, completed_epochs):
-        """The rows of epochs finished before a restart (later rows are dropped)."""
+        """The rows of epochs finished before a restart (epoch 0 included; later rows are dropped)."""
         self.history = []
         path = self._history_path()
-        if completed_epochs and os.path.exists(path):
+        if os.path.exists(path):
             with open(path, newline="") as f:
                 for row in csv.DictReader(f):
                     row = {k: float(v) for k, v in row.items() if v not in ("", None)}

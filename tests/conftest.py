@@ -47,6 +47,17 @@ def small_trained():
 
 
 @pytest.fixture(scope="session")
+def small_export(small_trained, tmp_path_factory):
+    """`small_trained` exported once for the session: the base folder holding `tfrec/1/` (read-only by contract)."""
+    from tfrec.export import export_model
+
+    sim, df, model = small_trained
+    base = tmp_path_factory.mktemp("small_export")
+    export_model(model, str(base), catalog=sim.items, examples=df.head(8), max_k=20, verbose=False)
+    return base
+
+
+@pytest.fixture(scope="session")
 def tiny_bert_preset(tmp_path_factory):
     """A tiny BERT saved as a keras-hub preset directory: a fast stand-in for a pretrained checkpoint (MiniLM)."""
     import keras_hub

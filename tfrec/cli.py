@@ -209,11 +209,23 @@ def cmd_serve(args) -> int:
         return 2
     for name in ignored_flags(args):
         print(f"tfrec serve: --{name} is a TF Serving flag with no effect on the local server", file=sys.stderr)
+    from tfrec.serving.security import is_loopback
+
+    if not is_loopback(f"{args.host}:{args.port}") and (server.ssl_config is None or server.auth_token is None):
+        print(
+            f"tfrec serve: listening on {args.host}, beyond this machine, without "
+            + " and ".join(
+                w for w, off in (("TLS", server.ssl_config is None), ("a token", server.auth_token is None)) if off
+            )
+            + " (--ssl_config_file, --auth_token_file); anyone who reaches the port can call the model",
+            file=sys.stderr,
+        )
     server.start()
     for name, model in server.models.items():
         if not model.servables:
             print(f"tfrec serve: no version of '{name}' under {model.config.base_path} yet; polling", file=sys.stderr)
-    rest = f"; REST API on http://{args.host}:{server.http_port}/v1/models/" if server.http_port else ""
+    scheme = "https" if server.ssl_config is not None else "http"
+    rest = f"; REST API on {scheme}://{args.host}:{server.http_port}/v1/models/" if server.http_port else ""
     print(f"serving {', '.join(sorted(server.models))} on {args.host}:{server.port} (gRPC){rest}", flush=True)
     server.wait()
     return 0
@@ -227,14 +239,28 @@ def cmd_loadtest(args) -> int:
     from tfrec.serving.load_test import run_load_test
 
     frame = pd.read_parquet(args.examples).head(args.rows)
-    with ServingClient(args.target, model_name=args.name) as client:
+    security = {
+        "root_certificates": args.root_certificates,
+        "certificate_chain": args.client_cert,
+        "private_key": args.client_key,
+        "server_name": args.server_name,
+        "auth_token_file": args.auth_token_file,
+    }
+    security = {k: v for k, v in security.items() if v is not None}
+    with ServingClient(args.target, model_name=args.name, **security) as client:
         inputs = (
             client.retrieve_inputs(frame, k=args.k)
             if args.signature == "retrieve"
             else client.inputs_from_frame(args.signature, frame)
         )
     report = run_load_test(
-        args.target, args.signature, inputs, clients=args.clients, seconds=args.seconds, model_name=args.name
+        args.target,
+        args.signature,
+        inputs,
+        clients=args.clients,
+        seconds=args.seconds,
+        model_name=args.name,
+        client_options=security,
     )
     print(json.dumps(report, indent=2))
     return 0
@@ -498,6 +524,15 @@ def main(argv=None) -> int:
     p.add_argument("--k", type=int, default=10, help="retrieve: items per query (default: 10)")
     p.add_argument("--clients", type=int, default=1, help="concurrent clients, at most 64 (default: 1)")
     p.add_argument("--seconds", type=float, default=10.0, help="duration in seconds, at most 300 (default: 10.0)")
+    p.add_argument("--root_certificates", default=None, help="PEM CA of a TLS server's certificate (turns TLS on)")
+    p.add_argument("--client_cert", default=None, help="PEM client certificate, for mutual TLS (with --client_key)")
+    p.add_argument("--client_key", default=None, help="PEM key of --client_cert")
+    p.add_argument("--server_name", default=None, help="name on the server's certificate, e.g. localhost")
+    p.add_argument(
+        "--auth_token_file",
+        default=None,
+        help="file holding the server's bearer token (default: $TFREC_SERVING_TOKEN, then $TFREC_SERVING_TOKEN_FILE)",
+    )
     p.set_defaults(fn=cmd_loadtest)
 
     p = sub.add_parser("simulate", help="write simulated impressions and their schema")

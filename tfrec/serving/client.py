@@ -12,11 +12,16 @@ client.status()                                    # from GetModelStatus
 client.retrieve(users_df, k=10)                    # DataFrame: row, rank, item_id, score
 client.score(pairs_df)                             # DataFrame: ctr, score, user_value, ...
 client.predict("encode_query", {"query": ["red shoes"], ...})
+
+# A server started with --ssl_config_file (client_verify: true) and --auth_token_file:
+secure = ServingClient("localhost:8500", root_certificates="ca.pem", certificate_chain="client.pem",
+                       private_key="client.key", auth_token_file="token.txt")
 ```
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 
@@ -26,6 +31,9 @@ import pandas as pd
 import tensorflow as tf
 
 from tfrec.data.pipeline import pad_history
+from tfrec.serving.security import client_channel_credentials, is_loopback, resolve_token
+
+log = logging.getLogger("tfrec.serving")
 
 
 class ServingError(Exception):
@@ -48,7 +56,17 @@ class ServingClient:
         timeout: per-call deadline in seconds.
         retries: extra attempts on UNAVAILABLE (and only then), with
             exponential backoff from `backoff` seconds and jitter.
-        root_certificates: PEM bytes (or a path) for TLS; None = plaintext.
+        root_certificates: the CA of the server's certificate, PEM bytes or
+            a path; TLS is on with it, with `certificate_chain`, or with `tls`.
+        certificate_chain, private_key: the client's certificate and key
+            (PEM bytes or paths), for a server with `client_verify` (mutual TLS).
+        tls: TLS with the system's root certificates (no `root_certificates`).
+        server_name: the name to check the server's certificate against,
+            where it differs from the target's host (e.g. `localhost` for
+            `127.0.0.1:8500`); sets `grpc.ssl_target_name_override`.
+        auth_token, auth_token_file: a bearer token, or a file holding it,
+            sent as `authorization: Bearer <token>` metadata; without both,
+            `$TFREC_SERVING_TOKEN`, then the file `$TFREC_SERVING_TOKEN_FILE`.
         max_message_bytes: gRPC send/receive size limit.
         channel_options: extra gRPC channel options.
     """
@@ -65,6 +83,13 @@ class ServingClient:
         root_certificates=None,
         max_message_bytes=64 << 20,
         channel_options=(),
+        *,
+        certificate_chain=None,
+        private_key=None,
+        tls=False,
+        server_name=None,
+        auth_token=None,
+        auth_token_file=None,
     ):
         from tensorflow_serving.apis import (
             model_service_pb2_grpc,
@@ -78,14 +103,18 @@ class ServingClient:
             ("grpc.max_receive_message_length", max_message_bytes),
             *channel_options,
         ]
-        if root_certificates is not None:
-            if isinstance(root_certificates, str):
-                with open(root_certificates, "rb") as f:
-                    root_certificates = f.read()
-            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+        secure = tls or root_certificates is not None or certificate_chain is not None or private_key is not None
+        if server_name is not None:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        if secure:
+            creds = client_channel_credentials(root_certificates, certificate_chain, private_key)
             self.channel = grpc.secure_channel(target, creds, options=options)
         else:
             self.channel = grpc.insecure_channel(target, options=options)
+        token = resolve_token(auth_token, auth_token_file)
+        self._metadata = (("authorization", token.header()),) if token is not None else None
+        if token is not None and not secure and not is_loopback(target):
+            log.warning("ServingClient: the bearer token for %s travels in plaintext; use TLS off this machine", target)
         self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
         self.model_name = model_name
@@ -119,7 +148,7 @@ class ServingClient:
         attempt = 0
         while True:
             try:
-                return method(request, timeout=self.timeout)
+                return method(request, timeout=self.timeout, metadata=self._metadata)
             except grpc.RpcError as e:
                 code = e.code()
                 if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:

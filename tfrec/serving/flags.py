@@ -13,7 +13,11 @@ profilers) are accepted and named in a warning, so a command line written for
 TF Serving still runs. tfrec-only flags: `--host` (TF Serving listens on all
 interfaces; `tfrec serve` on 127.0.0.1 unless told), `--base_path_map` (serve
 model config files that name container paths such as `/models/tfrec` from a
-host folder), `--max_request_rows`, `--max_request_bytes`.
+host folder), `--max_request_rows`, `--max_input_width`, `--max_request_bytes`
+(request limits, checked on each tensor's claimed shape before it is built).
+`--max_num_load_retries` and `--load_retry_interval_micros` work as in TF
+Serving (a version that failed to load is retried), and a version whose files
+change is retried at once.
 
 Example:
 
@@ -48,8 +52,6 @@ IGNORED_FLAGS = (
     "allow_version_labels_for_unavailable_models",
     "num_load_threads",
     "num_unload_threads",
-    "max_num_load_retries",
-    "load_retry_interval_micros",
     "flush_filesystem_caches",
     "tensorflow_session_parallelism",
     "use_alts_credentials",
@@ -111,6 +113,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         "--monitoring_config_file", default=None, help="text-proto MonitoringConfig (Prometheus on the REST port)"
     )
     p.add_argument(
+        "--ssl_config_file",
+        default=None,
+        help="text-proto SSLConfig (PEM server_key, server_cert, custom_ca; client_verify = mutual TLS): "
+        "TLS on gRPC, and here on the REST port too",
+    )
+    p.add_argument(
         "--enable_model_warmup",
         type=_bool,
         nargs="?",
@@ -119,6 +127,18 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         help="replay assets.extra/tf_serving_warmup_requests at load (default: true)",
     )
     p.add_argument("--grpc_max_threads", type=int, default=16, help="gRPC worker threads (default: 16)")
+    p.add_argument(
+        "--max_num_load_retries",
+        type=int,
+        default=5,
+        help="retries of a version that failed to load; a change of its files retries at once (default: 5)",
+    )
+    p.add_argument(
+        "--load_retry_interval_micros",
+        type=int,
+        default=60_000_000,
+        help="microseconds between load retries (default: 60000000 = 60 s)",
+    )
     p.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0, help="0 = TensorFlow's choice")
     p.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0, help="0 = TensorFlow's choice")
     for name in IGNORED_FLAGS:
@@ -134,7 +154,23 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--max_request_rows", type=int, default=1024, help="most rows per request (default: 1024)")
     group.add_argument(
-        "--max_request_bytes", type=int, default=16 << 20, help="largest request in bytes (default: 16 MiB)"
+        "--max_input_width",
+        type=int,
+        default=4096,
+        help="most values along an input's second and later axes, e.g. user history items (default: 4096)",
+    )
+    group.add_argument(
+        "--max_request_bytes",
+        type=int,
+        default=16 << 20,
+        help="largest request, REST body and claimed tensor values, in bytes (default: 16 MiB)",
+    )
+    group.add_argument(
+        "--auth_token_file",
+        default=None,
+        metavar="PATH",
+        help="file holding a bearer token that gRPC calls ('authorization: Bearer <token>' metadata) and REST "
+        "requests (Authorization header) must carry; /healthz and /readyz stay open (default: no token)",
     )
 
 
@@ -176,6 +212,20 @@ def server_from_args(args: argparse.Namespace):
     monitoring_path = read_monitoring_config(args.monitoring_config_file) if args.monitoring_config_file else None
     if args.rest_api_port and args.rest_api_port == args.port:
         raise ServingConfigError("--rest_api_port must differ from --port")
+    for flag, low in (
+        ("max_request_rows", 1),
+        ("max_input_width", 1),
+        ("max_request_bytes", 1),
+        ("max_num_load_retries", 0),
+        ("load_retry_interval_micros", 0),
+    ):
+        if getattr(args, flag) < low:
+            raise ServingConfigError(f"--{flag} must be at least {low}, got {getattr(args, flag)}")
+    from tfrec.serving.security import read_ssl_config, read_token_file
+
+    ssl_config_file, auth_token_file = getattr(args, "ssl_config_file", None), getattr(args, "auth_token_file", None)
+    ssl_config = read_ssl_config(ssl_config_file) if ssl_config_file else None
+    auth_token = read_token_file(auth_token_file) if auth_token_file else None
     if args.tensorflow_intra_op_parallelism:
         tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
     if args.tensorflow_inter_op_parallelism:
@@ -193,9 +243,14 @@ def server_from_args(args: argparse.Namespace):
         enable_model_warmup=bool(args.enable_model_warmup),
         max_request_rows=args.max_request_rows,
         max_request_bytes=args.max_request_bytes,
+        max_input_width=args.max_input_width,
+        max_num_load_retries=args.max_num_load_retries,
+        load_retry_interval_s=args.load_retry_interval_micros / 1e6,
         workers=args.grpc_max_threads,
         model_config_file=args.model_config_file,
         config_poll_seconds=args.model_config_file_poll_wait_seconds,
         # Each re-read of the config file goes through the same path mapping.
         config_transform=lambda ms: map_base_paths(ms, args.base_path_map),
+        ssl_config=ssl_config,
+        auth_token=auth_token,
     )

@@ -7,6 +7,9 @@ Example:
 
 ```python
 report = run_load_test("127.0.0.1:8500", "score", inputs, clients=16, seconds=10)
+# against a server with TLS and a token: ServingClient's keyword arguments
+report = run_load_test("127.0.0.1:8500", "score", inputs, client_options={
+    "root_certificates": "ca.pem", "server_name": "localhost", "auth_token_file": "token.txt"})
 ```
 """
 
@@ -21,8 +24,15 @@ MAX_CLIENTS = 64
 MAX_SECONDS = 300
 
 
-def run_load_test(target, signature, inputs, clients=1, seconds=10.0, model_name="tfrec", timeout=5.0):
-    """Sends `inputs` to `signature` from `clients` threads for `seconds`."""
+def run_load_test(
+    target, signature, inputs, clients=1, seconds=10.0, model_name="tfrec", timeout=5.0, client_options=None
+):
+    """Sends `inputs` to `signature` from `clients` threads for `seconds`.
+
+    `client_options`: more `ServingClient` keyword arguments (TLS files, token).
+    A client whose first (warm-up) call fails raises its `ServingError` here
+    (e.g. UNAUTHENTICATED for a missing token), after the other clients end.
+    """
     from tfrec.serving.client import ServingClient, ServingError
 
     host = target.rsplit(":", 1)[0]
@@ -34,11 +44,18 @@ def run_load_test(target, signature, inputs, clients=1, seconds=10.0, model_name
         raise ValueError(f"seconds must be in (0, {MAX_SECONDS}], got {seconds}")
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
+    failed: list[ServingError] = []
     stop_at = time.monotonic() + seconds
 
     def worker(i):
-        with ServingClient(target, model_name=model_name, timeout=timeout, retries=0) as client:
-            client.predict(signature, inputs)  # connect and warm up outside the measurement
+        with ServingClient(
+            target, model_name=model_name, timeout=timeout, retries=0, **(client_options or {})
+        ) as client:
+            try:
+                client.predict(signature, inputs)  # connect and warm up outside the measurement
+            except ServingError as e:
+                failed.append(e)
+                return
             while time.monotonic() < stop_at:
                 t = time.perf_counter()
                 try:
@@ -54,6 +71,8 @@ def run_load_test(target, signature, inputs, clients=1, seconds=10.0, model_name
     for t in threads:
         t.join()
     elapsed = time.monotonic() - start
+    if failed:
+        raise failed[0]
     all_lat = np.array([x for part in latencies for x in part])
     ok = len(all_lat)
     pct = (lambda q: float(np.percentile(all_lat, q) * 1000)) if ok else (lambda q: float("nan"))

@@ -27,7 +27,7 @@ Example:
 
 ```python
 server = LocalModelServer("runs/quickstart/models", model_name="tfrec", port=8500).start()
-http_server = serve_rest(RestApi(server), "0.0.0.0", 8501, {"/healthz": lambda: (200, b"ok\\n", "text/plain")})
+http_server = serve_rest(RestApi(server), "127.0.0.1", 8501, {"/healthz": lambda: (200, b"ok\\n", "text/plain")})
 # curl -d '{"signature_name": "retrieve", "instances": [{"query": "red shoes", ...}]}' \\
 #     http://localhost:8501/v1/models/tfrec:predict
 ...
@@ -39,12 +39,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import functools
 import http.server
 import json
 import logging
 import math
 import re
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -67,7 +69,7 @@ from tfrec.serving.server import RequestError
 
 log = logging.getLogger("tfrec.serving.rest")
 
-__all__ = ["HTTP_STATUS", "RestApi", "serve_rest"]
+__all__ = ["HTTP_STATUS", "BodyTooLarge", "Limits", "RestApi", "serve_rest"]
 
 # TF Serving's ToHTTPStatusCode (model_servers/http_server.cc).
 HTTP_STATUS = {
@@ -310,8 +312,37 @@ def _fill(value: Any, level: int, shape: list[int], dtype: int, out: list) -> No
         _fill(item, level + 1, shape, dtype, out)
 
 
-def _values(value: Any, dtype: int) -> tuple[list, list[int]]:
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Request limits checked on JSON before any value is converted (None: no limit).
+
+    `rows`: the batch axis (`max_request_rows`); `width`: each later axis
+    (`max_input_width`); `body_bytes`: the request body (`max_request_bytes`).
+    """
+
+    rows: int | None = None
+    width: int | None = None
+    body_bytes: int | None = None
+
+
+def _check_shape(name: str, shape: list[int], limits: Limits | None, batch_axis: bool) -> None:
+    """Refuses a JSON value whose shape (read from its first elements) is over `limits`."""
+    if limits is None:
+        return
+    if batch_axis and shape and limits.rows is not None and shape[0] > limits.rows:
+        raise _invalid(
+            f"input '{name}': request of {shape[0]} rows exceeds the limit of {limits.rows} (max_request_rows)"
+        )
+    for axis, n in enumerate(shape[1:] if batch_axis else shape, start=1):
+        if limits.width is not None and n > limits.width:
+            raise _invalid(f"input '{name}': axis {axis} of {n} exceeds the limit of {limits.width} (max_input_width)")
+
+
+def _values(
+    value: Any, dtype: int, name: str = "", limits: Limits | None = None, batch_axis: bool = True
+) -> tuple[list, list[int]]:
     shape = _dense_shape(value)
+    _check_shape(name, shape, limits, batch_axis)  # before converting: a huge list costs nothing
     out: list = []
     _fill(value, 0, shape, dtype, out)
     return out, shape
@@ -335,9 +366,13 @@ def _tensor(values: list, shape: list[int], dtype: int):
     return to_tensor_proto(array.reshape(shape), tf_dtype)
 
 
-def _from_instances(instances: list, dtypes: Mapping[str, int]) -> dict:
+def _from_instances(instances: list, dtypes: Mapping[str, int], limits: Limits | None = None) -> dict:
     """Row format (FillTensorMapFromInstancesList): one tensor per input, batched along a new first axis."""
     names = sorted(dtypes)
+    if limits is not None and limits.rows is not None and len(instances) > limits.rows:
+        raise _invalid(
+            f"request of {len(instances)} instances exceeds the limit of {limits.rows} rows (max_request_rows)"
+        )
     if not isinstance(instances[0], dict) and len(names) > 1:
         raise _invalid(
             "instances is a plain list, but expecting list of objects as multiple input tensors required as per "
@@ -351,7 +386,7 @@ def _from_instances(instances: list, dtypes: Mapping[str, int]) -> dict:
     def add(item: Any, name: str) -> None:  # AddInstanceItem: every element must give the same shape
         if name not in dtypes:
             raise _invalid(f"JSON object: does not have named input: {name}")
-        vals, shape = _values(item, dtypes[name])
+        vals, shape = _values(item, dtypes[name], name, limits, batch_axis=False)
         if name not in sizes:
             sizes[name], shapes[name] = len(vals), shape
         elif sizes[name] != len(vals):
@@ -388,7 +423,7 @@ def _from_instances(instances: list, dtypes: Mapping[str, int]) -> dict:
     return {name: _tensor(values[name], [len(instances), *shapes[name]], dtypes[name]) for name in values}
 
 
-def _from_inputs(inputs: Any, dtypes: Mapping[str, int]) -> dict:
+def _from_inputs(inputs: Any, dtypes: Mapping[str, int], limits: Limits | None = None) -> dict:
     """Columnar format (FillTensorMapFromInputsMap): a value for the only input, or an object of inputs."""
     names = sorted(dtypes)
     if not isinstance(inputs, dict) or _is_b64(inputs):
@@ -397,18 +432,18 @@ def _from_inputs(inputs: Any, dtypes: Mapping[str, int]) -> dict:
                 "inputs is a plain value/list, but expecting an object as multiple input tensors required as per "
                 "tensorinfo_map"
             )
-        vals, shape = _values(inputs, dtypes[names[0]])
+        vals, shape = _values(inputs, dtypes[names[0]], names[0], limits)
         return {names[0]: _tensor(vals, shape, dtypes[names[0]])}
     tensors = {}
     for name in names:  # keys that are no input are ignored, as TF Serving does
         if name not in inputs:
             raise _invalid(f"Missing named input: {name} in 'inputs' object.")
-        vals, shape = _values(inputs[name], dtypes[name])
+        vals, shape = _values(inputs[name], dtypes[name], name, limits)
         tensors[name] = _tensor(vals, shape, dtypes[name])
     return tensors
 
 
-def _tensors_from_json(doc: dict, dtypes: Mapping[str, int]) -> tuple[dict, str]:
+def _tensors_from_json(doc: dict, dtypes: Mapping[str, int], limits: Limits | None = None) -> tuple[dict, str]:
     """(input TensorProtos, format) of a predict request body (FillPredictRequestFromJson)."""
     has_instances, has_inputs = "instances" in doc, "inputs" in doc
     if has_instances and has_inputs:
@@ -422,9 +457,9 @@ def _tensors_from_json(doc: dict, dtypes: Mapping[str, int]) -> tuple[dict, str]
             raise _invalid(f"JSON Value: {_debug(doc)} Expecting 'instances' to be an list/array")
         if not instances:
             raise _invalid(f"JSON Value: {_debug(doc)} No values in 'instances' array")
-        return _from_instances(instances, dtypes), _ROW
+        return _from_instances(instances, dtypes, limits), _ROW
     if has_inputs:
-        return _from_inputs(doc["inputs"], dtypes), _COLUMNAR
+        return _from_inputs(doc["inputs"], dtypes, limits), _COLUMNAR
     raise _invalid("Missing 'inputs' or 'instances' key")
 
 
@@ -544,6 +579,10 @@ class RestApi:
         backend: an object with `predict`, `metadata` and `status` taking and
             returning tensorflow-serving-api protos and raising
             `RequestError` (a `LocalModelServer`).
+        limits: `Limits` checked on the JSON before tensors are built
+            (default: the backend's `max_request_rows`, `max_input_width` and
+            `max_request_bytes`, where it has them); `serve_rest` refuses
+            bodies over `limits.body_bytes` with 400.
 
     Example:
 
@@ -554,8 +593,14 @@ class RestApi:
     ```
     """
 
-    def __init__(self, backend: Backend):
+    def __init__(self, backend: Backend, limits: Limits | None = None):
         self.backend = backend
+        # By default the backend's own limits (a LocalModelServer's max_request_rows, ...), checked on the JSON.
+        self.limits = limits or Limits(
+            rows=getattr(backend, "max_request_rows", None),
+            width=getattr(backend, "max_input_width", None),
+            body_bytes=getattr(backend, "max_request_bytes", None),
+        )
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, bytes, str]:
         """Answers one request: (HTTP status, JSON body, content type). Never raises."""
@@ -654,7 +699,7 @@ class RestApi:
         dtypes = signatures[signature][1]
         if not dtypes:
             raise _invalid(f"Failed to get input map for signature: {spec.signature_name or 'DEFAULT'}")
-        tensors, fmt = _tensors_from_json(doc, dtypes)
+        tensors, fmt = _tensors_from_json(doc, dtypes, self.limits)
         request = predict_pb2.PredictRequest()
         request.model_spec.CopyFrom(spec)
         for name, tensor in tensors.items():
@@ -682,26 +727,73 @@ class RestApi:
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    max_body_bytes: int | None = None  # longer request bodies are refused (`_read_body`)
+    ssl_context: ssl.SSLContext | None = None  # TLS on each accepted connection, where set
+    handshake_timeout = 10.0
+
+    def process_request_thread(self, request, client_address):
+        # The TLS handshake runs on the connection's own thread, so a client that never
+        # completes it holds up no other connection (wrapping the listening socket would).
+        if self.ssl_context is not None:
+            try:
+                request.settimeout(self.handshake_timeout)
+                request = self.ssl_context.wrap_socket(request, server_side=True)
+                request.settimeout(None)
+            except (OSError, ValueError):  # ssl.SSLError is an OSError: a plaintext or unverified client
+                log.debug("TLS handshake with %s failed", client_address, exc_info=True)
+                request.close()
+                return
+        super().process_request_thread(request, client_address)
 
     def handle_error(self, request, client_address):  # quiet: no tracebacks on stderr for dropped clients
         log.debug("REST connection from %s failed", client_address, exc_info=True)
 
 
+class BodyTooLarge(ValueError):
+    """A request body over the server's `max_request_bytes` (answered 400, the connection closed)."""
+
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"request body of {size} bytes or more exceeds the limit of {limit} (max_request_bytes)")
+
+
+_DRAIN_BYTES = 64 << 20  # a refused body up to this size is read and dropped, so the client gets the answer
+
+
 def _read_body(handler: http.server.BaseHTTPRequestHandler) -> bytes:
-    """The request body: Content-Length bytes, or the chunks of a chunked transfer."""
+    """The request body: Content-Length bytes, or the chunks of a chunked transfer.
+
+    At most `handler.server.max_body_bytes` (where set): a longer body raises
+    `BodyTooLarge` before it is held in memory.
+    """
+    limit = getattr(handler.server, "max_body_bytes", None)
     if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
         chunks: list[bytes] = []
+        total = 0
         while True:
             size = int(handler.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:
                 while handler.rfile.readline().strip():  # trailers
                     pass
                 return b"".join(chunks)
+            total += size
+            if limit is not None and total > limit:
+                handler.close_connection = True
+                raise BodyTooLarge(total, limit)
             chunks.append(handler.rfile.read(size))
             handler.rfile.readline()
     length = int(handler.headers.get("Content-Length") or 0)
     if length < 0:
         raise ValueError("negative Content-Length")
+    if limit is not None and length > limit:
+        handler.close_connection = True
+        if length <= _DRAIN_BYTES:
+            left = length
+            while left > 0:
+                chunk = handler.rfile.read(min(left, 1 << 16))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        raise BodyTooLarge(length, limit)
     return handler.rfile.read(length) if length else b""
 
 
@@ -710,13 +802,19 @@ def serve_rest(
     host: str,
     port: int,
     extra_routes: dict[str, Callable[[], tuple[int, bytes, str]]] | None = None,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    authorize: Callable[[str, str | None], str | None] | None = None,
 ) -> http.server.ThreadingHTTPServer:
     """Serves `api` over HTTP on `host:port` from a daemon thread; returns the running server.
 
     `extra_routes` maps GET paths (such as `/healthz`, `/readyz`, `/metrics`)
     to functions returning (status, body, content type). Port 0 picks a free
     port (`server.server_address[1]`). No access log is written. Stop it with
-    `server.shutdown(); server.server_close()`.
+    `server.shutdown(); server.server_close()`. `ssl_context` (a server-side
+    context) serves HTTPS. `authorize(path, authorization_header)` returns
+    None to serve a request, or the message of a 401 answer
+    (`tfrec.serving.security.RestTokenCheck`).
 
     Example:
 
@@ -731,10 +829,14 @@ def serve_rest(
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving's server
 
-        def _reply(self, status: int, body: bytes, content_type: str | None) -> None:
+        def _reply(
+            self, status: int, body: bytes, content_type: str | None, headers: Mapping[str, str] | None = None
+        ) -> None:
             self.send_response(status)
             if content_type:
                 self.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if self.command != "HEAD":
@@ -745,9 +847,17 @@ def serve_rest(
             path = path.split("?", 1)[0].split("#", 1)[0]
             try:
                 body = _read_body(self)
+            except BodyTooLarge as e:
+                self.close_connection = True
+                self._reply(400, _error_json(str(e)), JSON)
+                return
             except ValueError:
                 self.close_connection = True
                 self._reply(400, _error_json("Malformed request body"), JSON)
+                return
+            refused = authorize(path, self.headers.get("Authorization")) if authorize is not None else None
+            if refused is not None:
+                self._reply(401, _error_json(refused), JSON, {"WWW-Authenticate": 'Bearer realm="tfrec"'})
                 return
             if self.command == "GET" and path in routes:
                 try:
@@ -780,5 +890,7 @@ def serve_rest(
             pass
 
     server = _Server((host, port), Handler)
+    server.ssl_context = ssl_context
+    server.max_body_bytes = api.limits.body_bytes
     threading.Thread(target=server.serve_forever, name=f"rest:{server.server_address[1]}", daemon=True).start()
     return server

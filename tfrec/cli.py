@@ -9,7 +9,7 @@ tfrec export runs/quickstart [--base-dir DIR] [--name NAME]      # or --model M.
 tfrec serve --port=8500 --rest_api_port=8501 --model_name=tfrec --model_base_path=$PWD/runs/quickstart/models/tfrec
 tfrec predict runs/search --data new_rows.csv --output scored.parquet [--signature score] [--chunk-rows N]
 tfrec loadtest --target 127.0.0.1:8500 --examples runs/quickstart/examples.parquet --clients 16 --seconds 10
-tfrec simulate --out impressions.parquet [--sessions N] [--seed S]
+tfrec simulate --out impressions.parquet [--sessions N] [--seed S] [--days N]
 tfrec validate --data FILES --schema schema.yaml [--rejected rejected.parquet] [--encoding E] [--delimiter D]
 tfrec online-retail [--path online_retail.parquet] [--cutoff 2011-08-31]
 tfrec simulate-search --output data/realistic_search.parquet [--catalog online_retail.parquet] [--num-queries N]
@@ -269,12 +269,43 @@ def cmd_loadtest(args) -> int:
 def cmd_simulate(args) -> int:
     from tfrec.data.simulator import SimulatorConfig, simulate
 
-    cfg = SimulatorConfig(num_sessions=args.sessions, seed=args.seed)
-    data = simulate(cfg)
-    data.impressions.to_parquet(args.out, index=False)
-    data.schema().to_yaml(os.path.splitext(args.out)[0] + ".schema.yaml")
-    print(json.dumps(data.summary(), indent=2))
-    print(f"wrote {args.out} and its schema {os.path.splitext(args.out)[0] + '.schema.yaml'}")
+    stem = os.path.splitext(args.out)[0]
+    schema_path = stem + ".schema.yaml"
+    if args.days is None:
+        cfg = SimulatorConfig(num_sessions=args.sessions, seed=args.seed)
+        data = simulate(cfg)
+        data.impressions.to_parquet(args.out, index=False)
+        data.schema().to_yaml(schema_path)
+        print(json.dumps(data.summary(), indent=2))
+        print(f"wrote {args.out} and its schema {schema_path}")
+        return 0
+
+    from tfrec.data.daily_logs import DriftConfig, simulate_days
+
+    try:
+        drift = DriftConfig(
+            days=args.days,
+            new_items_per_day=args.new_items_per_day,
+            new_users_per_day=args.new_users_per_day,
+            preference_drift=args.preference_drift,
+            price_drift=args.price_drift,
+        )
+        cfg = SimulatorConfig(num_sessions=args.sessions, seed=args.seed)
+    except ValueError as e:
+        print(f"tfrec simulate: {e}", file=sys.stderr)
+        return 2
+    days = simulate_days(cfg, drift)
+    width = max(2, len(str(len(days))))
+    for day, data in enumerate(days, start=1):
+        path = f"{stem}.day{day:0{width}d}.parquet"
+        data.impressions.to_parquet(path, index=False)
+        summary = data.summary()
+        print(
+            f"day {day}: {path}: {summary['impressions']} impressions, {summary['items']} items, "
+            f"{summary['users']} users, CTR {summary['ctr']:.4f}"
+        )
+    days[0].schema().to_yaml(schema_path)
+    print(f"wrote {len(days)} daily logs {stem}.day*.parquet and their schema {schema_path}")
     return 0
 
 
@@ -541,8 +572,44 @@ def main(argv=None) -> int:
         required=True,
         help="parquet file for the impressions; the schema goes next to it as <out>.schema.yaml (required)",
     )
-    p.add_argument("--sessions", type=int, default=100_000, help="search sessions to simulate (default: 100000)")
+    p.add_argument(
+        "--sessions",
+        type=int,
+        default=100_000,
+        help="search sessions to simulate, per day with --days (default: 100000)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed; equal seeds give equal data (default: 0)")
+    p.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        help="write one log per day with drift, <out>.day01.parquet ... (new items and users arrive, "
+        "preferences and prices shift; see tfrec.data.daily_logs)",
+    )
+    p.add_argument(
+        "--new-items-per-day",
+        type=float,
+        default=0.03,
+        help="with --days: new items per day, as a share of the first day's catalog (default: 0.03)",
+    )
+    p.add_argument(
+        "--new-users-per-day",
+        type=float,
+        default=0.03,
+        help="with --days: new users per day, as a share of the first day's users (default: 0.03)",
+    )
+    p.add_argument(
+        "--preference-drift",
+        type=float,
+        default=0.25,
+        help="with --days: daily step of the users' log category interests (default: 0.25)",
+    )
+    p.add_argument(
+        "--price-drift",
+        type=float,
+        default=0.03,
+        help="with --days: daily log price change per category (default: 0.03)",
+    )
     p.set_defaults(fn=cmd_simulate)
 
     p = sub.add_parser("validate", help="check CSV/parquet files against a schema, count rejected rows")

@@ -32,6 +32,7 @@ data.impressions.true_ctr      # planted click probability of each row
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -140,7 +141,7 @@ class SimulatedData:
             click probability at position 1. The oracle ranks by them.
         """
         t = self.truth
-        session_ids = np.asarray(session_ids)
+        session_ids = np.asarray(session_ids) - t.get("session_offset", 0)
         users = t["session_user"][session_ids]
         q = t["query_latent"][session_ids]
         u = self.user_latent[users]
@@ -157,7 +158,7 @@ class SimulatedData:
 
     def true_query_affinity(self, session_ids, item_index) -> np.ndarray:
         """Query-item latent affinity (graded relevance is binned from it)."""
-        q = self.truth["query_latent"][np.asarray(session_ids)]
+        q = self.truth["query_latent"][np.asarray(session_ids) - self.truth.get("session_offset", 0)]
         return np.einsum("nd,nmd->nm", q, self.item_latent[item_index])
 
     def schema(self) -> FeatureSchema:
@@ -266,6 +267,17 @@ class _Catalog:
             ]
         )
 
+    def subset(self, rows: np.ndarray, price: np.ndarray | None = None) -> _Catalog:
+        """The catalog of items `rows` (ascending, so still sorted by category), at `price` (of all items) if given."""
+        rows = np.asarray(rows)
+        sub = copy.copy(self)
+        for name in ("cat", "attr", "noun", "brand", "colour", "latent", "quality", "ids", "titles"):
+            setattr(sub, name, getattr(self, name)[rows])
+        sub.price = (self.price if price is None else np.asarray(price))[rows]
+        sub.count = np.bincount(sub.cat, minlength=len(self.categories))
+        sub.start = np.concatenate([[0], np.cumsum(sub.count)[:-1]])
+        return sub
+
     def brand_names(self):
         return np.array(
             [catalog_words.CATEGORIES[self.categories[k]]["brands"][b] for k, b in zip(self.cat, self.brand)],
@@ -278,45 +290,73 @@ def simulate(config: SimulatorConfig | None = None) -> SimulatedData:
     cfg = config or SimulatorConfig()
     rng = np.random.default_rng(cfg.seed)
     cat = _Catalog(cfg, rng)
-    n_cat, d = len(cat.categories), cfg.latent_dim
-    scale = 1.0 / np.sqrt(d)
+    users = _Users(cfg, cat, rng)
+    return _draw_log(cfg, cat, users, rng)
 
-    # ------------------------------------------------------------- users
-    U = cfg.num_users
-    interests = rng.dirichlet(np.full(n_cat, 0.25), U)  # [U, C]
-    user_latent = interests @ cat.cat_vec + rng.normal(0, 1, (U, d)) * scale * 0.5
-    propensity = rng.normal(0, 1, U)
-    activity = np.exp(0.5 * propensity + rng.normal(0, 0.5, U))
-    segment_idx = np.digitize(propensity + rng.normal(0, 0.6, U), [-0.8, 0.2, 1.0])
-    country_idx = rng.choice(len(catalog_words.COUNTRIES), U, p=[0.5, 0.12, 0.12, 0.1, 0.08, 0.08])
-    tenure = np.round(np.exp(5.0 + 0.6 * propensity + rng.normal(0, 0.6, U)))
-    orders_90d = rng.poisson(np.exp(0.3 + 0.7 * propensity))
-    width = len(str(U))
-    user_ids = np.array([f"u{j:0{width}d}" for j in range(U)], dtype=object)
 
-    # Pre-window purchase history: items of the user's favourite categories.
-    hist_len = np.minimum(rng.poisson(1.0 + 2.0 * activity), cfg.history_max)
-    hist_cat = _sample_categories(rng, interests, cfg.history_max)  # [U, H]
-    hist_item = cat.start[hist_cat] + (rng.random(hist_cat.shape) * cat.count[hist_cat]).astype(int)
-    hist_item = np.where(cat.count[hist_cat] > 0, hist_item, rng.integers(0, cfg.num_items, hist_cat.shape))
-    histories = np.empty(U, dtype=object)
-    for u in range(U):
-        histories[u] = list(cat.ids[hist_item[u, : hist_len[u]]])
+class _Users:
+    """Users: interests, latent vectors, value propensity, attributes, pre-window history and future value."""
 
-    # Future value: zero-inflated lognormal from the propensity. The
-    # intercept is set so the mean P(value > 0) is 1 - value_zero_share.
-    slope = 1.2
-    intercept = _solve_intercept(propensity, slope, 1.0 - cfg.value_zero_share)
-    value_p = _sigmoid(intercept + slope * propensity)
-    mu = 3.5 + 0.7 * propensity
-    expected_value = value_p * np.exp(mu + cfg.value_sigma**2 / 2)
-    positive = rng.random(U) < value_p
-    future_value = np.where(positive, np.round(np.exp(mu + cfg.value_sigma * rng.normal(0, 1, U)), 2), 0.0)
+    def __init__(self, cfg: SimulatorConfig, cat: _Catalog, rng: np.random.Generator):
+        n_cat, d = len(cat.categories), cfg.latent_dim
+        scale = 1.0 / np.sqrt(d)
+        U = cfg.num_users
+        self.interests = rng.dirichlet(np.full(n_cat, 0.25), U)  # [U, C]
+        self.noise = rng.normal(0, 1, (U, d)) * scale * 0.5
+        self.latent = self.interests @ cat.cat_vec + self.noise
+        propensity = rng.normal(0, 1, U)
+        self.propensity = propensity
+        self.activity = np.exp(0.5 * propensity + rng.normal(0, 0.5, U))
+        self.segment_idx = np.digitize(propensity + rng.normal(0, 0.6, U), [-0.8, 0.2, 1.0])
+        self.country_idx = rng.choice(len(catalog_words.COUNTRIES), U, p=[0.5, 0.12, 0.12, 0.1, 0.08, 0.08])
+        self.tenure = np.round(np.exp(5.0 + 0.6 * propensity + rng.normal(0, 0.6, U)))
+        self.orders_90d = rng.poisson(np.exp(0.3 + 0.7 * propensity))
+        width = len(str(U))
+        self.ids = np.array([f"u{j:0{width}d}" for j in range(U)], dtype=object)
+
+        # Pre-window purchase history: items of the user's favourite categories.
+        hist_len = np.minimum(rng.poisson(1.0 + 2.0 * self.activity), cfg.history_max)
+        hist_cat = _sample_categories(rng, self.interests, cfg.history_max)  # [U, H]
+        hist_item = cat.start[hist_cat] + (rng.random(hist_cat.shape) * cat.count[hist_cat]).astype(int)
+        hist_item = np.where(cat.count[hist_cat] > 0, hist_item, rng.integers(0, len(cat.ids), hist_cat.shape))
+        self.histories = np.empty(U, dtype=object)
+        for u in range(U):
+            self.histories[u] = list(cat.ids[hist_item[u, : hist_len[u]]])
+
+        # Future value: zero-inflated lognormal from the propensity. The
+        # intercept is set so the mean P(value > 0) is 1 - value_zero_share.
+        slope = 1.2
+        intercept = _solve_intercept(propensity, slope, 1.0 - cfg.value_zero_share)
+        self.value_p = _sigmoid(intercept + slope * propensity)
+        mu = 3.5 + 0.7 * propensity
+        self.expected_value = self.value_p * np.exp(mu + cfg.value_sigma**2 / 2)
+        positive = rng.random(U) < self.value_p
+        self.future_value = np.where(positive, np.round(np.exp(mu + cfg.value_sigma * rng.normal(0, 1, U)), 2), 0.0)
+
+
+def _draw_log(
+    cfg: SimulatorConfig,
+    cat: _Catalog,
+    users: _Users,
+    rng: np.random.Generator,
+    active_users: np.ndarray | None = None,
+    session_offset: int = 0,
+) -> SimulatedData:
+    """Draws `cfg.num_sessions` search sessions of `active_users` (all by default) over `cat` in `cfg`'s window.
+
+    Session ids start at `session_offset`.
+    """
+    user_latent, propensity = users.latent, users.propensity
+    segment_idx, country_idx, tenure, orders_90d = users.segment_idx, users.country_idx, users.tenure, users.orders_90d
+    user_ids, histories = users.ids, users.histories
+    value_p, expected_value, future_value = users.value_p, users.expected_value, users.future_value
+    active = np.arange(len(users.ids)) if active_users is None else np.asarray(active_users)
 
     # ---------------------------------------------------------- sessions
     S, K = cfg.num_sessions, cfg.slate_size
-    sess_user = rng.choice(U, S, p=activity / activity.sum())
-    sess_cat = _sample_categories(rng, interests[sess_user], 1)[:, 0]
+    activity = users.activity[active]
+    sess_user = active[rng.choice(len(active), S, p=activity / activity.sum())]
+    sess_cat = _sample_categories(rng, users.interests[sess_user], 1)[:, 0]
     # Intent: an attribute word (and a noun) of the category.
     n_attr = np.array([len(catalog_words.CATEGORIES[c]["attributes"]) for c in cat.categories])
     n_noun = np.array([len(catalog_words.CATEGORIES[c]["nouns"]) for c in cat.categories])
@@ -354,8 +394,8 @@ def simulate(config: SimulatorConfig | None = None) -> SimulatedData:
     # Candidates: half from the intent category, a quarter popular, rest random.
     src = rng.random((S, K))
     in_cat = cat.start[sess_cat][:, None] + (rng.random((S, K)) * cat.count[sess_cat][:, None]).astype(int)
-    popular = rng.choice(cfg.num_items, (S, K), p=_softmax(1.5 * cat.quality))
-    uniform = rng.integers(0, cfg.num_items, (S, K))
+    popular = rng.choice(len(cat.ids), (S, K), p=_softmax(1.5 * cat.quality))
+    uniform = rng.integers(0, len(cat.ids), (S, K))
     cand = np.where(src < 0.5, in_cat, np.where(src < 0.75, popular, uniform))
     cand = np.where(cat.count[sess_cat][:, None] > 0, cand, uniform)
 
@@ -369,6 +409,7 @@ def simulate(config: SimulatorConfig | None = None) -> SimulatedData:
         cfg,
         truth={
             "session_user": sess_user,
+            "session_offset": session_offset,
             "query_latent": q_latent,
             "propensity": propensity,
             "quality": cat.quality,
@@ -376,8 +417,8 @@ def simulate(config: SimulatorConfig | None = None) -> SimulatedData:
             - np.log([catalog_words.BASE_PRICE[c] for c in cat.categories])[cat.cat],
         },
     )
-    logit = data.true_click_logits(np.arange(S), cand)
-    qv = data.true_query_affinity(np.arange(S), cand)
+    logit = data.true_click_logits(session_offset + np.arange(S), cand)
+    qv = data.true_query_affinity(session_offset + np.arange(S), cand)
     attractiveness = _sigmoid(logit)
     # Logging ranker: a noisy view of attractiveness decides the positions.
     logging_score = logit + rng.normal(0, 1.5, (S, K))
@@ -407,7 +448,7 @@ def simulate(config: SimulatorConfig | None = None) -> SimulatedData:
     impressions = pd.DataFrame(
         {
             "event_time": np.repeat(sess_time.to_numpy(), K),
-            "session_id": np.repeat(np.arange(S), K),
+            "session_id": np.repeat(session_offset + np.arange(S), K),
             "query": np.repeat(queries, K),
             "user_id": user_ids[flat_user],
             "user_segment": np.array(catalog_words.SEGMENTS, dtype=object)[segment_idx[flat_user]],
@@ -443,21 +484,21 @@ def simulate(config: SimulatorConfig | None = None) -> SimulatedData:
             "true_quality": cat.quality,
         }
     )
-    users = pd.DataFrame(
+    user_table = pd.DataFrame(
         {
-            "user_id": user_ids,
-            "user_segment": np.array(catalog_words.SEGMENTS, dtype=object)[segment_idx],
-            "user_country": np.array(catalog_words.COUNTRIES, dtype=object)[country_idx],
-            "user_tenure_days": tenure,
-            "user_orders_90d": orders_90d.astype(float),
-            "user_history": histories,
-            "future_value": future_value,
-            "true_propensity": propensity,
-            "true_value_probability": value_p,
-            "true_expected_value": expected_value,
+            "user_id": user_ids[active],
+            "user_segment": np.array(catalog_words.SEGMENTS, dtype=object)[segment_idx[active]],
+            "user_country": np.array(catalog_words.COUNTRIES, dtype=object)[country_idx[active]],
+            "user_tenure_days": tenure[active],
+            "user_orders_90d": orders_90d[active].astype(float),
+            "user_history": histories[active],
+            "future_value": future_value[active],
+            "true_propensity": propensity[active],
+            "true_value_probability": value_p[active],
+            "true_expected_value": expected_value[active],
         }
     )
-    data.impressions, data.items, data.users = impressions, items, users
+    data.impressions, data.items, data.users = impressions, items, user_table
     return data
 
 

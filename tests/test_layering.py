@@ -20,7 +20,8 @@ RANK = {
     "export": 6,
     "serving": 7,
     "jobs": 8,
-    "cli": 9,
+    "tuning": 9,
+    "cli": 10,
 }
 
 

@@ -13,6 +13,7 @@ tfrec simulate --out impressions.parquet [--sessions N] [--seed S] [--days N]
 tfrec validate --data FILES --schema schema.yaml [--rejected rejected.parquet] [--encoding E] [--delimiter D]
 tfrec online-retail [--path online_retail.parquet] [--cutoff 2011-08-31]
 tfrec simulate-search --output data/realistic_search.parquet [--catalog online_retail.parquet] [--num-queries N]
+tfrec tune --config job.yaml --space space.yaml [--trials N] [--algorithm bayesian|hyperband|random] [--output-dir DIR]
 ```
 """
 
@@ -399,6 +400,29 @@ def cmd_realistic_search(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    _quiet_tensorflow()
+    from tfrec.tuning.tuner import tune
+
+    try:
+        result = tune(
+            args.config,
+            args.space,
+            trials=args.trials,
+            algorithm=args.algorithm,
+            output_dir=args.output_dir,
+            objective=args.objective,
+            seed=args.seed,
+        )
+    except RuntimeError as e:  # KerasTuner: too many failed trials in a row
+        print(f"tfrec tune: error: {e}", file=sys.stderr)
+        return 1
+    if result.best is None and result.trials:
+        print("tfrec tune: no trial finished with a score; see the summary", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tfrec", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -689,6 +713,32 @@ def main(argv=None) -> int:
     p.add_argument("--num-queries", type=int, default=3000, help="distinct queries, 15 rows each (default: 3000)")
     p.add_argument("--seed", type=int, default=0, help="random seed; equal seeds give equal rows (default: 0)")
     p.set_defaults(fn=cmd_realistic_search)
+
+    p = sub.add_parser("tune", help="hyperparameter search over a job's config keys with KerasTuner; resumable")
+    p.add_argument("--config", required=True, help="job YAML, as for tfrec train (required)")
+    p.add_argument(
+        "--space",
+        required=True,
+        help="search space YAML: dotted config keys -> {type: float|int|choice|bool, ...} (required)",
+    )
+    p.add_argument("--trials", type=int, default=10, help="trials in all, earlier runs' included (default: 10)")
+    p.add_argument(
+        "--algorithm",
+        choices=("bayesian", "hyperband", "random"),
+        default="bayesian",
+        help="KerasTuner oracle; hyperband's budget is training.epochs (default: bayesian)",
+    )
+    p.add_argument(
+        "--output-dir", default=None, help="search directory; rerun = resume (default: the job's output_dir + _tune)"
+    )
+    p.add_argument(
+        "--objective",
+        default=None,
+        help="metrics.json key, e.g. ctr.model.auc or history.val_loss; NAME:max|min for others "
+        "(default: the model's recall@50 for the job's shape, value.model.normalized_gini for transactions)",
+    )
+    p.add_argument("--seed", type=int, default=1, help="the oracle's random seed, >= 1 (default: 1)")
+    p.set_defaults(fn=cmd_tune)
 
     args = parser.parse_args(argv)
     try:

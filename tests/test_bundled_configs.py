@@ -41,11 +41,11 @@ def _train(name, run_dir):
     from tfrec.training import train_model
 
     raw = yaml.safe_load((ROOT / "training" / "configs" / name).read_text())
-    raw["simulator"] = {**raw.get("simulator", {}), "num_users": 200, "num_items": 80, "num_sessions": 120}
+    raw["simulator"] = {**raw.get("simulator", {}), "num_users": 40, "num_items": 24, "num_sessions": 8}
     raw["training"] = {
         **raw.get("training", {}),
         "epochs": 1,
-        "batch_size": 32,
+        "batch_size": 8,
         "xla": False,
         "warmup_steps": 2,
         "tensorboard": False,

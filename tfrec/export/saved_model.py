@@ -307,10 +307,12 @@ def _write_archive(model, endpoints, holder, path):
         # ExportArchive tracks with their variables and lookup tables.
         for layer in model.components() + ([holder] if holder is not None else []):
             archive.track(layer)
-        for name, (fn, spec) in endpoints.items():
+        # The default signature's endpoint first: ExportArchive serves the first endpoint
+        # as `serving_default` too (documented in `write_out`), the same traced function.
+        default = _default_signature(model)
+        for name in [default] + [n for n in endpoints if n != default]:
+            fn, spec = endpoints[name]
             archive.add_endpoint(name, tf.function(fn), input_signature=[spec])
-        default_fn, default_spec = endpoints[_default_signature(model)]
-        archive.add_endpoint("serving_default", tf.function(default_fn), input_signature=[default_spec])
         archive.write_out(path, verbose=False)
 
 

@@ -58,6 +58,16 @@ def text_encoder():
     )
 
 
+def lora_text_encoder():
+    """LoRA on (rank 2), with non-zero adapters: the `.keras` check then sees them in the outputs."""
+    enc = TextEncoder.from_scratch(
+        TITLES * 3, vocabulary_size=60, hidden_dim=8, num_layers=1, num_heads=2, sequence_length=8, lora_rank=2
+    )
+    for i, v in enumerate(w for w in enc.backbone.weights if w.name == "lora_kernel_b"):
+        v.assign(tf.random.stateless_normal(v.shape, seed=[3, i]))
+    return enc
+
+
 USER = {
     "user_id": tf.constant(["u1", "u9", "u2"]),
     "history": tf.constant([["i1", ""], ["i3", "i2"], ["", ""]]),
@@ -95,6 +105,7 @@ CASES = {
         {"0": (B, 4)},
     ),
     "text_encoder": lambda: (text_encoder(), tf.constant(TITLES[:3]), {"0": (B, 8)}),
+    "text_encoder_lora": lambda: (lora_text_encoder(), tf.constant(TITLES[:3]), {"0": (B, 8)}),
     "user_features": lambda: (user_encoder(), USER, None),
     "item_features": lambda: (item_encoder(), ITEM, None),
     "multi_task_block": lambda: (

@@ -3,6 +3,7 @@
 ```
 tfrec quickstart [--config training/configs/quickstart.yaml] [--output-dir DIR]
 tfrec train --config training/configs/<name>.yaml [--output-dir DIR] [--data FILES --schema S.yaml --shape S]
+            [--init-from PREVIOUS_RUN]
 tfrec evaluate --run-dir runs/quickstart [--output DIR]
 tfrec cold-start [--config ...] [--held-out 0.15]
 tfrec export runs/quickstart [--base-dir DIR] [--name NAME]      # or --model M.keras --catalog C.parquet --base-dir DIR
@@ -79,6 +80,9 @@ def cmd_train(args) -> int:
         config.training.epochs = args.epochs
     if args.strategy:
         config.training.strategy = args.strategy
+        config.training.__post_init__()
+    if args.init_from:
+        config.training.init_from = args.init_from
         config.training.__post_init__()
     if args.data or args.schema or args.shape:
         data = config.data
@@ -471,6 +475,14 @@ def main(argv=None) -> int:
         "--no-resume",
         action="store_true",
         help="delete the backup of an interrupted run and start from scratch (default: resume)",
+    )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="PREVIOUS_RUN",
+        help="warm start: start from this run directory's model.keras (or a .keras file) on the new data; "
+        "known ids keep their rows, new ids get fresh ones; a backup to resume from wins "
+        "(default: training.init_from)",
     )
     p.set_defaults(fn=cmd_train)
 

@@ -90,6 +90,30 @@ class TrainingConfig:
         seed: seed of shuffling and initialisation.
         verbose: progress output (0 silent, 1 progress bar, 2 lines every
             `log_every_steps`).
+        init_from: a warm start: a previous run directory (its `model.keras`)
+            or a `.keras` file whose weights this run starts from, on this
+            run's data (`tfrec.training.warm_start`). Every vocabulary grows
+            (the previous ids first, in their order, then the new ones): ids
+            seen before keep their embedding rows and the OOV buckets theirs,
+            bit for bit; new ids get fresh rows. The text encoder, towers and
+            heads carry over; the numeric scaling statistics, a from-scratch
+            BERT's WordPiece vocabulary and the lexical IDF stay the previous
+            run's (the carried weights learnt on them); the logQ item
+            probabilities are computed from this run's rows. The model
+            settings must be the previous run's: a weight of another shape
+            is an error naming it and both shapes. Resume wins: a run whose
+            `backup_dir` holds a backup resumes from it and copies nothing
+            (`init_from` then only gives the vocabularies, so it must stay
+            readable until the run ends; in multi-worker jobs, by every
+            worker). The path is checked when training starts. Default
+            null: from scratch.
+        init_optimizer: with `init_from`, `reset` (default: a new optimizer)
+            or `keep`: the previous run's AdamW moments and step counter, from
+            the epoch checkpoint in its `checkpoints/` that holds the weights
+            of its `model.keras`; new id rows start with zero moments. `keep`
+            needs a run directory, `lr_schedule: constant` and
+            `warmup_steps: 0` (the schedule would read the continued step
+            count as already spent).
     """
 
     epochs: int = 2
@@ -115,6 +139,8 @@ class TrainingConfig:
     shuffle_buffer: int = 100_000
     seed: int = 0
     verbose: int = 2
+    init_from: str | None = None
+    init_optimizer: str = "reset"
 
     def __post_init__(self):
         check_config(
@@ -125,6 +151,7 @@ class TrainingConfig:
                 "lr_schedule": ("constant", "cosine"),
                 "mixed_precision": ("off", "mixed_bfloat16", "mixed_float16"),
                 "verbose": (0, 1, 2),
+                "init_optimizer": ("reset", "keep"),
             },
             ranges={
                 "epochs": ">= 1",
@@ -150,6 +177,28 @@ class TrainingConfig:
             raise ValueError(
                 f"training.monitor: unknown {self.monitor!r}; one of 'val_loss', 'val_<task>_loss' "
                 "or 'val_ndcg@K' (search tables: NDCG@K per validation query, higher is better)"
+            )
+        self._check_init()
+
+    def _check_init(self):
+        """`init_from` names a run directory or a `.keras` file; `init_optimizer: keep` can continue its state."""
+        if self.init_from is not None and not self.init_from.strip():
+            raise ValueError("training.init_from: expected a previous run directory or a .keras file (or null), got ''")
+        if self.init_optimizer != "keep":
+            return
+        if self.init_from is None:
+            raise ValueError("training.init_optimizer: keep needs training.init_from (the run whose optimizer to keep)")
+        if self.init_from.endswith(".keras"):
+            raise ValueError(
+                f"training.init_optimizer: keep needs training.init_from to be a run directory (its checkpoints/ "
+                f"hold the optimizer state), got the .keras file {self.init_from!r}"
+            )
+        if self.lr_schedule != "constant" or self.warmup_steps:
+            raise ValueError(
+                "training.init_optimizer: keep continues the previous run's step counter (Adam's bias correction "
+                "belongs to its moments), which a warmup or cosine schedule would read as already spent; use "
+                f"lr_schedule: constant and warmup_steps: 0 (got {self.lr_schedule!r}, {self.warmup_steps}), "
+                "or init_optimizer: reset"
             )
 
 

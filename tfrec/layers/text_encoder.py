@@ -15,6 +15,20 @@ cache is not part of the layer's weights or config: a saved, reloaded or
 exported encoder runs the BERT on every text (`text_cache_disabled()` while
 exporting).
 
+LoRA (`lora_rank`): keras-hub's `backbone.enable_lora(rank)` freezes the
+backbone's weights and adds trainable low-rank adapters `A @ B` to the query
+and value projections; the encoder also freezes those projections' biases, so
+only the adapters of the backbone train. Keras saves a LoRA layer with the
+adapters merged into its kernel and loads it with zero adapters, and
+keras-hub's backbone config does not say LoRA was on: a reloaded model would
+be a plain BERT (every weight trainable), or, with LoRA enabled before the
+weights load, a LoRA model whose zero adapters get no gradient. So the
+encoder's config carries `lora_rank` (LoRA is enabled before the weights
+load) and the encoder saves the frozen kernels and the adapters themselves
+(`_LoraState`): a `.keras` round trip gives the same variables, the same
+outputs, and adapters that keep training. Exports carry the adapters (the
+graph adds `A @ B` to the frozen kernel: MatMul, Mul, AddV2, no new op).
+
 Example:
 
 ```python
@@ -53,12 +67,29 @@ class TextEncoder(keras.layers.Layer):
             batch]` instead of `[batch, sequence_length]`. The outputs are the
             same (padding is masked); short queries cost a fraction of the
             fixed length (see `benchmarks/query_tower.py`).
+        lora_rank: `None` (or 0): no LoRA; a rank >= 1 enables keras-hub's
+            LoRA on the backbone (see the module docstring). `lora_parameters()`
+            counts the adapters.
+
+    Example:
+
+    ```python
+    enc = TextEncoder.from_scratch(["red running shoes", "oak desk"] * 5, vocabulary_size=100,
+                                   hidden_dim=16, num_layers=1, num_heads=2, lora_rank=4)
+    enc.lora_parameters()   # 320: A [16, 2 heads, 4] and B [4, 8] on the query and on the value projection
+    ```
     """
 
-    def __init__(self, tokenizer, backbone, sequence_length=32, pooling="mean", dynamic_padding=True, **kwargs):
+    def __init__(
+        self, tokenizer, backbone, sequence_length=32, pooling="mean", dynamic_padding=True, lora_rank=None, **kwargs
+    ):
         super().__init__(**kwargs)
         if pooling not in ("mean", "cls"):
             raise ValueError(f"TextEncoder: pooling must be 'mean' or 'cls', got {pooling!r}")
+        if lora_rank is not None and (isinstance(lora_rank, bool) or int(lora_rank) != lora_rank or lora_rank < 0):
+            raise ValueError(
+                f"TextEncoder: lora_rank must be an integer >= 1 (or 0 / None: no LoRA), got {lora_rank!r}"
+            )
         self.tokenizer = tokenizer
         self.backbone = backbone
         self.sequence_length = int(sequence_length)
@@ -71,6 +102,11 @@ class TextEncoder(keras.layers.Layer):
                 backbone.get_layer("pooled_dense").trainable = False
             except ValueError:
                 pass
+        self.lora_rank = int(lora_rank) if lora_rank else None
+        if self.lora_rank:
+            # Untracked (not a sublayer, no weights of its own); Keras's saving
+            # still finds it, after the backbone (private attributes come last).
+            self.__dict__["_lora_state"] = _LoraState(enable_lora(backbone, self.lora_rank))
 
     def _packer(self):
         # Built lazily: the tokenizer's vocabulary may arrive after
@@ -217,6 +253,10 @@ class TextEncoder(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_dim)
 
+    def lora_parameters(self) -> int:
+        """The number of LoRA adapter parameters of the backbone (0 without LoRA)."""
+        return sum(int(np.prod(v.shape)) for v in self.backbone.weights if v.name in _LORA_NAMES)
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -229,6 +269,9 @@ class TextEncoder(keras.layers.Layer):
                 "sequence_length": self.sequence_length,
                 "pooling": self.pooling,
                 "dynamic_padding": self.dynamic_padding,
+                # keras-hub's backbone config does not record LoRA: the encoder
+                # enables it again before the weights load.
+                "lora_rank": self.lora_rank,
             }
         )
         return config
@@ -251,6 +294,8 @@ class TextEncoder(keras.layers.Layer):
         `dtype="bfloat16"` loads the backbone's weights and runs it in
         bfloat16 (faster on CPUs with AVX512_BF16; MiniLM embeddings stay
         within cosine 0.999 of float32); pooling stays in float32.
+        `lora_rank=r` (with `trainable=True`) fine-tunes it through rank-r
+        adapters only.
 
         For Hugging Face directories of uncased models (`do_lower_case`),
         accents are stripped as the original tokenizer does: keras-hub's
@@ -259,6 +304,10 @@ class TextEncoder(keras.layers.Layer):
         """
         import keras_hub
 
+        if kwargs.get("lora_rank") and not trainable:
+            raise ValueError(
+                "TextEncoder.from_preset: lora_rank trains adapters on the backbone, which trainable=False freezes"
+            )
         if strip_accents is None:
             strip_accents = _hf_strips_accents(preset)
         backbone_kwargs = {"dtype": dtype} if dtype is not None else {}
@@ -284,20 +333,31 @@ class TextEncoder(keras.layers.Layer):
         sequence_length=32,
         pooling="mean",
         dropout=0.1,
+        vocabulary=None,
         **kwargs,
     ):
-        """A small randomly initialised BERT with a WordPiece vocabulary of `corpus`."""
+        """A small randomly initialised BERT with a WordPiece vocabulary of `corpus`.
+
+        `vocabulary` (a list of WordPiece tokens, e.g. a previous encoder's
+        `tokenizer.get_vocabulary()`) is used as it is instead of one computed
+        from `corpus` (a warm start keeps the vocabulary its weights belong to).
+        """
         import keras_hub
 
-        corpus = [str(t) for t in corpus]
-        if not corpus:
-            raise ValueError("TextEncoder.from_scratch: the corpus is empty")
-        vocab = keras_hub.tokenizers.compute_word_piece_vocabulary(
-            tf.data.Dataset.from_tensor_slices(corpus).batch(1024),
-            vocabulary_size=vocabulary_size,
-            lowercase=True,
-            strip_accents=True,
-        )
+        if vocabulary is not None:
+            vocab = [str(t) for t in vocabulary]
+            if not vocab:
+                raise ValueError("TextEncoder.from_scratch: the vocabulary is empty")
+        else:
+            corpus = [str(t) for t in corpus]
+            if not corpus:
+                raise ValueError("TextEncoder.from_scratch: the corpus is empty")
+            vocab = keras_hub.tokenizers.compute_word_piece_vocabulary(
+                tf.data.Dataset.from_tensor_slices(corpus).batch(1024),
+                vocabulary_size=vocabulary_size,
+                lowercase=True,
+                strip_accents=True,
+            )
         tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True, strip_accents=True)
         backbone = keras_hub.models.BertBackbone(
             vocabulary_size=len(vocab),
@@ -309,6 +369,74 @@ class TextEncoder(keras.layers.Layer):
             max_sequence_length=max(sequence_length, 8),
         )
         return cls(tokenizer, backbone, sequence_length=sequence_length, pooling=pooling, **kwargs)
+
+
+_LORA_NAMES = ("lora_kernel_a", "lora_kernel_b")
+
+
+def enable_lora(backbone, rank: int) -> list:
+    """Enables keras-hub's LoRA of `rank` on `backbone` (once); returns the variables `_LoraState` saves.
+
+    `backbone.enable_lora` freezes every layer but the query and value
+    projections, and of those only the kernel: their biases are frozen here
+    too, so the backbone's trainable weights are its adapters. A backbone
+    whose LoRA is already on (one shared by two encoders) is left as it is,
+    if the rank is the same. The variables returned are, per adapted layer in
+    the backbone's weight order (the same for every build of an
+    architecture), its frozen kernel and its adapters `A`, `B`.
+    """
+    ranks = {int(v.shape[-1]) for v in backbone.weights if v.name == "lora_kernel_a"}
+    if not ranks:
+        backbone.enable_lora(rank)
+    elif ranks != {rank}:
+        raise ValueError(f"TextEncoder: the backbone already has LoRA of rank {sorted(ranks)}, not {rank}")
+    layer_of = {id(v): v.path.rsplit("/", 1)[0] for v in backbone.weights}
+    adapted = {layer_of[id(v)] for v in backbone.weights if v.name == "lora_kernel_a"}
+    state = []
+    for v in backbone.weights:
+        if layer_of[id(v)] in adapted:
+            if v.name not in _LORA_NAMES:
+                v.trainable = False  # the bias (the kernel keras already froze)
+            if v.name in ("kernel",) + _LORA_NAMES:
+                state.append(v)
+    if len(state) != 3 * len(adapted):
+        raise ValueError(f"TextEncoder: expected a kernel and two adapters per LoRA layer, got {len(state)} variables")
+    return state
+
+
+class _LoraState(keras.layers.Layer):
+    """The frozen kernels and the adapters of a LoRA backbone, in `.keras` and `.weights.h5` files.
+
+    A Keras LoRA layer saves `kernel + A @ B` as its kernel and loads it with
+    `A = B = 0`: the outputs survive, the adapters do not (and zero adapters
+    get zero gradients). This object, which `TextEncoder` holds as a private
+    attribute, saves the variables themselves and, as Keras loads private
+    attributes after public ones (the backbone), writes them back after the
+    backbone's layers have loaded: the reloaded encoder has the saved
+    variables exactly.
+    """
+
+    def __init__(self, variables):
+        super().__init__(name="lora_state")
+        self.__dict__["lora_variables"] = list(variables)  # untracked: the backbone owns them
+
+    def save_own_variables(self, store):
+        for i, v in enumerate(self.lora_variables):
+            store[str(i)] = v
+
+    def load_own_variables(self, store):
+        if len(store) != len(self.lora_variables):
+            raise ValueError(
+                f"TextEncoder: the file holds {len(store)} LoRA variables, the encoder has "
+                f"{len(self.lora_variables)} (a different lora_rank or backbone?)"
+            )
+        for i, v in enumerate(self.lora_variables):
+            value = store[str(i)]
+            if tuple(value.shape) != tuple(v.shape):
+                raise ValueError(
+                    f"TextEncoder: LoRA variable {v.path} has shape {tuple(v.shape)}, the file {value.shape}"
+                )
+            v.assign(value)
 
 
 class _TextCache:

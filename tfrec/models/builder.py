@@ -12,6 +12,12 @@ popularity for the logQ correction, the IDF of the lexical features and, for a
 from-scratch BERT, the WordPiece vocabulary are all computed from the training
 rows, so nothing of the validation or test data leaks into the model.
 
+With `previous` (a trained model to warm-start from) the vocabularies grow
+instead: the previous ids first, in their order, then the new rows' ids;
+the numeric statistics, a from-scratch BERT's WordPiece vocabulary and the
+lexical IDF are the previous model's (`tfrec.models.carry_over`);
+`tfrec.training.warm_start` then copies its weights.
+
 Example:
 
 ```python
@@ -33,6 +39,7 @@ from tfrec.layers.multi_task_block import MultiTaskBlock
 from tfrec.layers.numeric_features import NumericFeatures
 from tfrec.layers.sequence_encoder import SequenceEncoder
 from tfrec.layers.text_encoder import TextEncoder, minilm_preset_dir
+from tfrec.models.carry_over import CarriedState, category_role
 from tfrec.models.config import ModelConfig
 from tfrec.models.inference import features_of
 from tfrec.models.two_tower import TwoTowerModel
@@ -43,30 +50,40 @@ from tfrec.tasks.task import SCORE_SLOPE
 from tfrec.towers import ItemTower, QueryTower
 
 
-def _vocabulary(values, max_size) -> list[str]:
+def _vocabulary(values, max_size, carried: CarriedState | None = None, role: str = "") -> list[str]:
     counts = pd.Series(values).astype(str)
     counts = counts[counts != ""].value_counts(sort=False)
     # Most frequent first, ties broken by id so the order is deterministic.
     order = sorted(zip(-counts.to_numpy(), counts.index.to_list()))
+    if carried is not None:  # a warm start: the previous ids first, then the new ones
+        return carried.vocabulary(role, [v for _, v in order], max_size)
     return [v for _, v in order[:max_size]]
 
 
-def _numeric_stats(df, columns, log_columns=()):
+def _numeric_stats(df, columns, log_columns=(), carried: CarriedState | None = None, side: str = ""):
     if not columns:
         return None
+    kept = carried.numeric_stats(side, columns) if carried is not None else None
+    if kept is not None:  # a warm start keeps the previous scaling (see tfrec.models.carry_over)
+        return kept
     values = df[columns].to_numpy(dtype=np.float64, na_value=np.nan)
     log_scale = [c in log_columns or bool(np.nanmin(values[:, i], initial=0) >= 0) for i, c in enumerate(columns)]
     layer = NumericFeatures.fit(values, log_scale=log_scale)
     return {"mean": layer.mean, "std": layer.std, "log_scale": layer.log_scale}
 
 
-def build_text_encoder(config: ModelConfig, corpus) -> TextEncoder:
-    """The `TextEncoder` that `config.text` asks for."""
+#: Most words of a bag-of-words title vocabulary (`BagOfWordsEncoder.from_corpus`'s default).
+TITLE_VOCABULARY = 20_000
+
+
+def build_text_encoder(config: ModelConfig, corpus, vocabulary=None) -> TextEncoder:
+    """The `TextEncoder` that `config.text` asks for; a from-scratch one with `vocabulary` if given."""
     text = config.text
     seq = max(text.query_sequence_length, text.item_sequence_length)
     if text.preset is None:
         return TextEncoder.from_scratch(
             corpus,
+            vocabulary=vocabulary,
             vocabulary_size=text.vocabulary_size,
             hidden_dim=text.hidden_dim,
             num_layers=text.num_layers,
@@ -86,9 +103,51 @@ def build_text_encoder(config: ModelConfig, corpus) -> TextEncoder:
             )
         preset = minilm
     encoder = TextEncoder.from_preset(
-        preset, sequence_length=seq, pooling=text.pooling, trainable=text.trainable, name="text_encoder"
+        preset,
+        sequence_length=seq,
+        pooling=text.pooling,
+        trainable=text.trainable,
+        lora_rank=text.lora_rank,
+        name="text_encoder",
     )
     return encoder
+
+
+def parameter_counts(model) -> dict[str, int]:
+    """Trainable and total parameters of `model` and of its text encoder's backbone (as `model.summary()` counts).
+
+    Keys: `trainable`, `total`, and with a BERT `backbone_trainable`,
+    `backbone_total` and `lora` (the backbone's adapter parameters; with
+    LoRA, `backbone_trainable == lora`).
+
+    Example:
+
+    ```python
+    parameter_counts(model)   # {"trainable": 41000, "total": 22754000, "backbone_trainable": 36864, ...}
+    ```
+    """
+
+    def size(variables) -> int:
+        return sum(int(np.prod(v.shape)) for v in variables)
+
+    counts = {"trainable": size(model.trainable_weights), "total": size(model.weights)}
+    encoder = getattr(model, "text_encoder", None)
+    if isinstance(encoder, TextEncoder):
+        counts["backbone_trainable"] = size(encoder.backbone.trainable_weights) if encoder.trainable else 0
+        counts["backbone_total"] = size(encoder.backbone.weights)
+        counts["lora"] = encoder.lora_parameters()
+    return counts
+
+
+def parameter_summary(model) -> str:
+    """One log line: trainable of total parameters, and the text backbone's (LoRA rank and adapters)."""
+    c = parameter_counts(model)
+    line = f"parameters: {c['trainable']:,} trainable of {c['total']:,}"
+    if "backbone_total" in c:
+        rank = getattr(model.text_encoder, "lora_rank", None)
+        how = f"LoRA rank {rank} adapters" if rank else ("frozen" if not c["backbone_trainable"] else "fine-tuned")
+        line += f"; text backbone: {c['backbone_trainable']:,} trainable of {c['backbone_total']:,} ({how})"
+    return line
 
 
 def task_names(schema: FeatureSchema, config: ModelConfig) -> list[str]:
@@ -105,7 +164,11 @@ def task_names(schema: FeatureSchema, config: ModelConfig) -> list[str]:
 
 
 def build_model(
-    schema: FeatureSchema, config: ModelConfig | None, train_df: pd.DataFrame, text_encoder: TextEncoder | None = None
+    schema: FeatureSchema,
+    config: ModelConfig | None,
+    train_df: pd.DataFrame,
+    text_encoder: TextEncoder | None = None,
+    previous=None,
 ) -> TwoTowerModel | UserValueModel:
     """Builds the model of `schema` from validated training rows.
 
@@ -114,6 +177,10 @@ def build_model(
         config: the `ModelConfig` (defaults if None).
         train_df: validated training rows (`validate(...).valid`).
         text_encoder: reuse this encoder instead of building one.
+        previous: a trained tfrec model to warm-start from: its vocabularies
+            grow (its ids first, in their order) and its statistics are kept
+            (`tfrec.models.carry_over`); its weights are not copied here
+            (`tfrec.training.warm_start.warm_start_weights` does).
 
     Returns a `TwoTowerModel`, or a `UserValueModel` when the schema has no
     item features.
@@ -121,6 +188,7 @@ def build_model(
     config = config or ModelConfig()
     if len(train_df) == 0:
         raise ValueError("build_model: the training table is empty")
+    carried = CarriedState.of(previous) if previous is not None else None
     tasks = task_names(schema, config)
     if not tasks:
         raise ValueError(
@@ -130,15 +198,17 @@ def build_model(
     if not schema.item_feature_names:
         # The value task reads the profile, which carries no user id: no id
         # embedding to train. Nothing else trains the profile: the value task must.
-        user_encoder = _user_encoder(schema, config, train_df, [], with_id=False)
+        user_encoder = _user_encoder(schema, config, train_df, [], with_id=False, carried=carried)
         value = UserValueTask(config.value_loss, detach_profile=False, dropout=config.dropout, name="value")
         return UserValueModel(schema, config, user_encoder, value, name="user_value")
-    item_vocab = _vocabulary(train_df[schema.item_id], config.max_vocabulary) if schema.item_id else []
-    user_encoder = _user_encoder(schema, config, train_df, item_vocab)
-    return _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item_vocab)
+    item_vocab = []
+    if schema.item_id:
+        item_vocab = _vocabulary(train_df[schema.item_id], config.max_vocabulary, carried, "item id")
+    user_encoder = _user_encoder(schema, config, train_df, item_vocab, carried=carried)
+    return _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item_vocab, carried)
 
 
-def _user_encoder(schema, config, train_df, item_vocab, with_id=True):
+def _user_encoder(schema, config, train_df, item_vocab, with_id=True, carried=None):
     emb = config.id_embedding_dim
     history_vocab = []
     history_embedding = history_encoder = None
@@ -154,7 +224,7 @@ def _user_encoder(schema, config, train_df, item_vocab, with_id=True):
         )
     elif schema.user_history:
         ids = [i for hist in train_df[schema.user_history] for i in (hist if hist is not None else [])]
-        history_vocab = _vocabulary(list(item_vocab) + ids, config.max_vocabulary)
+        history_vocab = _vocabulary(list(item_vocab) + ids, config.max_vocabulary, carried, "user history")
     if schema.user_history and config.history_encoder == "sequence":
         history_encoder = SequenceEncoder(
             schema.history_length,
@@ -167,15 +237,20 @@ def _user_encoder(schema, config, train_df, item_vocab, with_id=True):
     id_column = schema.user_id if with_id else None
     return UserFeatureEncoder(
         id_column=id_column,
-        id_vocabulary=_vocabulary(train_df[schema.user_id], config.max_vocabulary) if id_column else [],
+        id_vocabulary=_vocabulary(train_df[schema.user_id], config.max_vocabulary, carried, "user id")
+        if id_column
+        else [],
         history_column=schema.user_history,
         history_vocabulary=history_vocab,
         history_embedding=history_embedding,
         history_encoder=history_encoder,
         id_dropout=config.id_dropout,
-        categorical={c: _vocabulary(train_df[c], config.max_vocabulary) for c in schema.user_categorical},
+        categorical={
+            c: _vocabulary(train_df[c], config.max_vocabulary, carried, category_role("user", c))
+            for c in schema.user_categorical
+        },
         numeric_columns=schema.user_numeric,
-        numeric_stats=_numeric_stats(train_df, schema.user_numeric),
+        numeric_stats=_numeric_stats(train_df, schema.user_numeric, carried=carried, side="user"),
         embedding_dim=emb,
         num_oov=config.num_oov,
         seed=config.seed,
@@ -184,7 +259,7 @@ def _user_encoder(schema, config, train_df, item_vocab, with_id=True):
     )
 
 
-def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item_vocab):
+def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item_vocab, carried=None):
     emb = config.id_embedding_dim
     item_numeric = ([schema.item_price] if schema.item_price else []) + schema.item_numeric
     item_encoder = ItemFeatureEncoder(
@@ -193,9 +268,14 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
         id_embedding=user_encoder.history_embedding if user_encoder.shares_history_embedding else None,
         price_column=schema.item_price,
         id_dropout=config.id_dropout,
-        categorical={c: _vocabulary(train_df[c], config.max_vocabulary) for c in schema.item_categorical},
+        categorical={
+            c: _vocabulary(train_df[c], config.max_vocabulary, carried, category_role("item", c))
+            for c in schema.item_categorical
+        },
         numeric_columns=item_numeric,
-        numeric_stats=_numeric_stats(train_df, item_numeric, log_columns=[schema.item_price]),
+        numeric_stats=_numeric_stats(
+            train_df, item_numeric, log_columns=[schema.item_price], carried=carried, side="item"
+        ),
         embedding_dim=emb,
         num_oov=config.num_oov,
         seed=config.seed,
@@ -209,7 +289,9 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
         for col in (schema.query_text, schema.item_text):
             if col:
                 corpus += pd.unique(train_df[col].astype(str)).tolist()
-        text_encoder = build_text_encoder(config, corpus)
+        # A warm start keeps a from-scratch BERT's WordPiece vocabulary (its weights belong to it).
+        kept = carried.text_vocabulary if carried is not None and config.text.preset is None else None
+        text_encoder = build_text_encoder(config, corpus, vocabulary=kept)
     if not config.use_text or not needs_bert:
         text_encoder = None
     prob = None
@@ -231,6 +313,9 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
             num_oov=config.num_oov,
             name="item_text_words",
         )
+        if carried is not None and "item title words" in carried.vocabularies:
+            words = carried.vocabulary("item title words", title_encoder.vocabulary, TITLE_VOCABULARY)
+            title_encoder = BagOfWordsEncoder(words, output_dim=emb, num_oov=config.num_oov, name="item_text_words")
     text = config.text
     # Start from what a pretrained encoder knows, where it reads both sides.
     share = 0.0
@@ -308,7 +393,7 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
         task_layers,
         cross_network=cross_network,
         multitask=multitask,
-        lexical_match=_lexical_match(schema, config, train_df) if ranking else None,
+        lexical_match=_lexical_match(schema, config, train_df, carried) if ranking else None,
         name="two_tower",
     )
     if share > 0 and ranking:
@@ -341,10 +426,16 @@ def _calibrate_started_heads(model, schema, train_df, rows=256):
         model.ctr_task.head.bias.assign([logit(clicked) - SCORE_SLOPE * score])
 
 
-def _lexical_match(schema, config, train_df):
-    """A `LexicalMatch` with the IDF of the training catalog (one text per item), or None."""
+def _lexical_match(schema, config, train_df, carried=None):
+    """A `LexicalMatch` with the IDF of the training catalog (one text per item), or None.
+
+    A warm start keeps the previous model's term table and IDF (`CarriedState.lexical_copy`).
+    """
     if not (config.lexical_features and schema.query_text and schema.item_text):
         return None
+    kept = carried.lexical_copy() if carried is not None else None
+    if kept is not None:
+        return kept
     items = train_df.drop_duplicates(schema.item_id) if schema.item_id else train_df.drop_duplicates(schema.item_text)
     texts = items[schema.item_text].fillna("").astype(str)
     if not texts.str.strip().any():

@@ -70,22 +70,33 @@ def train_model(config, schema, train_df, valid_df=None, run_dir=None, strategy=
     `epoch_metrics(model) -> {name: value}` adds validation metrics to every
     epoch (e.g. `ndcg@10`, which `training.monitor: val_ndcg@10` then keeps
     the best of); a model that starts from a pretrained encoder is validated
-    before its first step too.
+    before its first step too. With `training.init_from` the model starts
+    from a previous run's weights (`tfrec.training.warm_start`: vocabularies
+    grow, known ids keep their rows); a run that resumes from its backup
+    takes the weights from the backup instead.
     """
     from tfrec.models.builder import build_model
     from tfrec.models.text_cache import cache_table_texts, copy_text_cache
 
     training = config.training
-    keras.utils.set_random_seed(training.seed)
-    if training.mixed_precision != "off":
-        keras.mixed_precision.set_global_policy(training.mixed_precision)
-    strategy = strategy or choose_strategy(training.strategy)
     scratch = None
     if run_dir is None:
         scratch = run_dir = tempfile.mkdtemp(prefix="tfrec-train-")
     try:
+        warm = None
+        if training.init_from:
+            from tfrec.training.warm_start import WarmStart
+
+            # The previous model loads first, so the seed below makes the same fresh rows as a run without it.
+            warm = WarmStart(training, run_dir)
+        keras.utils.set_random_seed(training.seed)
+        if training.mixed_precision != "off":
+            keras.mixed_precision.set_global_policy(training.mixed_precision)
+        strategy = strategy or choose_strategy(training.strategy)
         with strategy.scope():
-            model = build_model(schema, config.model, train_df)
+            model = build_model(schema, config.model, train_df, previous=warm.previous if warm else None)
+            if warm is not None:
+                warm.start(model)  # before the text cache: a frozen encoder's vectors come from these weights
         cache_table_texts(model, train_df, valid_df, verbose=training.verbose > 0)
         trainer = Trainer(model, training, run_dir, strategy=strategy)
         transform = None
@@ -98,7 +109,13 @@ def train_model(config, schema, train_df, valid_df=None, run_dir=None, strategy=
         valid = None
         if valid_df is not None and len(valid_df) >= batch:
             valid = EpochBatches.from_dataframe(valid_df, schema, batch, shuffle=False, transform=transform)
-        rows = trainer.fit(train, valid, epoch_metrics=epoch_metrics, validate_start=starts_from_encoder(model))
+        rows = trainer.fit(
+            train,
+            valid,
+            epoch_metrics=epoch_metrics,
+            validate_start=starts_from_encoder(model),
+            on_fresh_start=warm.on_fresh_start if warm is not None else None,
+        )
         trained = trainer.finalize()
         if trained is not None:
             copy_text_cache(model, trained)

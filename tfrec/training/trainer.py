@@ -275,6 +275,7 @@ class Trainer:
         epoch_metrics=None,
         validate_start=False,
         on_step_end: Callable[[int], None] | None = None,
+        on_fresh_start: Callable[[Trainer], None] | None = None,
     ) -> list[dict]:
         """Trains on `train` (an `EpochBatches`) for `epochs` (default the config's).
 
@@ -285,6 +286,9 @@ class Trainer:
         `on_step_end(optimizer_step)` is called after every step and its
         backup, if any; an exception it raises ends training there, as a kill
         would (the resume tests interrupt runs this way).
+        `on_fresh_start(trainer)` is called once when there is no backup to
+        resume from, after the optimizer is built and before the first step
+        (a warm start sets the optimizer state there: `tfrec.training.warm_start`).
         """
         cfg = self.training
         epochs = epochs or cfg.epochs
@@ -304,12 +308,17 @@ class Trainer:
             self._validated_start = any(row["epoch"] == 0 for row in self.history)
         else:
             self._clear_previous_run()
+            if on_fresh_start is not None:
+                on_fresh_start(self)
         every = f"every {self.backup_every} steps and " if 0 < self.backup_every < steps else ""
         _log(
             f"training on {self.task.describe()}, {type(self.strategy).__name__} with {self.replicas} "
             f"replica(s): global batch {self.global_batch_size}, {steps} steps/epoch, {epochs} epoch(s); "
             f"backups {every}at epoch ends"
         )
+        from tfrec.models.builder import parameter_summary  # trainable vs total (LoRA: the adapters)
+
+        _log(parameter_summary(self.model))
         monitor = cfg.monitor
         # A job that early stopping ended, killed before `finalize`, stays stopped.
         patience = cfg.early_stopping_patience

@@ -198,3 +198,26 @@ def test_no_new_ops_beside_the_same_encoder_without_lora(trained, tiny_bert_pres
     lora_ops, plain_ops = op_types(lora), op_types(plain)
     assert lora_ops <= plain_ops, sorted(lora_ops - plain_ops)
     assert {"MatMul", "Mul", "AddV2"} <= plain_ops
+
+
+def test_a_warm_start_from_a_lora_run_carries_the_adapters(trained):
+    """Warm start (issue 19) from a LoRA model: the new model has LoRA on, the same adapters and answers."""
+    from tfrec.models.builder import build_model
+    from tfrec.models.inference import predict_dataframe
+    from tfrec.training.warm_start import warm_start_weights
+
+    table, _, _, reloaded, _ = trained
+    newer = search_table(seed=1, sessions=16)  # other sessions; some ids are new
+    rows = table.head(40)
+    model = build_model(SCHEMA, reloaded.config, newer, previous=reloaded)
+    warm_start_weights(reloaded, model)
+    assert model.text_encoder.lora_rank == RANK
+    want = {v.path: v.numpy() for v in reloaded.text_encoder.backbone.weights}
+    got = {v.path: v.numpy() for v in model.text_encoder.backbone.weights}
+    assert set(got) == set(want) and any("lora_kernel" in p for p in got)
+    for path in want:
+        np.testing.assert_array_equal(got[path], want[path], err_msg=path)
+    assert {v.path for v in model.text_encoder.backbone.trainable_weights} == {p for p in got if "lora_kernel" in p}
+    np.testing.assert_allclose(
+        predict_dataframe(model, rows)["score"], predict_dataframe(reloaded, rows)["score"], atol=1e-6
+    )

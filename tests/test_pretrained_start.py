@@ -190,3 +190,26 @@ def test_started_model_is_validated_first_kept_unless_beaten_reloads_and_exports
     assert kept.text_encoder.cached_texts() is not None  # restored after the export
     with pytest.raises(ValueError, match="val_ndcg@K"):
         TrainingConfig(monitor="val_recall")
+
+
+def test_inference_functions_are_traced_once_per_model_and_again_when_the_text_cache_changes(table):
+    from tfrec.models.inference import encode_queries, traced
+
+    model = _model(table)
+    uncached = encode_queries(model, table)
+    fn = traced(model, "encode_query")
+    assert traced(model, "encode_query") is fn
+    again = encode_queries(model, table.head(7))  # another batch size: the relaxed trace is reused
+    np.testing.assert_allclose(again, uncached[:7], atol=1e-6)  # padded to its own longest text
+    traces = fn.experimental_get_tracing_count()
+    encode_queries(model, table)
+    assert fn.experimental_get_tracing_count() == traces  # reused, not traced again
+    # Caching the texts changes what a trace bakes in: a new function, the same vectors.
+    assert model.text_encoder.cache_texts(table.search_query.tolist()) > 0
+    assert traced(model, "encode_query") is not fn
+    np.testing.assert_allclose(encode_queries(model, table), uncached, atol=1e-5)
+    cached_fn = traced(model, "encode_query")
+    with model.text_encoder.text_cache_disabled():
+        assert traced(model, "encode_query") is not cached_fn
+        np.testing.assert_allclose(encode_queries(model, table), uncached, atol=1e-5)
+    assert traced(model, "encode_query") is not fn  # the cache is back: traced for it

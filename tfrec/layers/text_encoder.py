@@ -189,6 +189,15 @@ class TextEncoder(keras.layers.Layer):
 
         return encode
 
+    @property
+    def text_cache_state(self):
+        """An opaque token of the cache's state: the same object until the cache is set, grown or cleared.
+
+        Functions traced with the cache (e.g. `tfrec.models.inference.traced`)
+        compare it with `is` to know when to trace again.
+        """
+        return self.__dict__.get("_text_cache")
+
     def cached_texts(self):
         """`(texts, vectors)` of the cache, or None; `copy.set_text_cache(*encoder.cached_texts())` moves it."""
         cache = self.__dict__.get("_text_cache")

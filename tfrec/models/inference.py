@@ -49,28 +49,70 @@ def predict_dataframe(model, df, batch_size=1024, outputs=None):
 
 def predictor(model, outputs=None, batch_size=1024):
     """A function of model inputs (`features_of`) to outputs, traced once and reused (e.g. after every epoch)."""
-
-    @tf.function(reduce_retracing=True)
-    def fn(batch):
-        out = model(batch, training=False)
-        return {k: v for k, v in out.items() if outputs is None or k in outputs}
-
+    fn = traced(model, "__call__", outputs)
     return lambda features: _run(fn, features, batch_size)
 
 
 def encode_queries(model, df, batch_size=1024) -> np.ndarray:
     """Query/user embeddings `[rows, embedding_dim]`."""
     features = features_of(df, model.schema, model.schema.user_feature_names)
-    return _run(tf.function(lambda b: model.encode_query(b)), features, batch_size)
+    return _run(traced(model, "encode_query"), features, batch_size)
 
 
 def encode_items(model, df, batch_size=1024) -> np.ndarray:
     """Item embeddings `[rows, embedding_dim]`."""
     features = features_of(df, model.schema, model.schema.item_feature_names)
-    return _run(tf.function(lambda b: model.encode_item(b)), features, batch_size)
+    return _run(traced(model, "encode_item"), features, batch_size)
 
 
 def predict_user_value(model, df, batch_size=1024) -> dict[str, np.ndarray]:
     """User-value outputs from user features alone."""
     features = features_of(df, model.schema, model.schema.user_feature_names)
-    return _run(tf.function(lambda b: model.predict_user_value(b)), features, batch_size)
+    return _run(traced(model, "predict_user_value"), features, batch_size)
+
+
+def traced(model, method: str, outputs=None):
+    """`model.<method>(batch)` in inference mode as a `tf.function`, kept on the model and reused by later calls.
+
+    A new `tf.function` per call would trace the model again every time
+    (seconds for a BERT tower: each evaluation, each epoch's validation
+    metrics). The function is kept in the model's `__dict__` (not a tracked
+    attribute: it must not reach a SavedModel) and traced again only when
+    what a trace bakes in changes: the frozen text encoder's cache (set,
+    grown or disabled) or whether the encoder is frozen. `reduce_retracing`
+    makes a last, smaller batch reuse the trace.
+    """
+    state = _text_cache_states(model)
+    key = (method, None if outputs is None else tuple(sorted(outputs)))
+    functions = model.__dict__.setdefault("_tfrec_traced_functions", {})
+    entry = functions.get(key)
+    if entry is None or not _same_states(entry[0], state):
+        if method == "__call__":
+
+            def fn(batch):
+                out = model(batch, training=False)
+                return {k: v for k, v in out.items() if outputs is None or k in outputs}
+
+        else:
+            bound = getattr(model, method)
+
+            def fn(batch):
+                return bound(batch)
+
+        entry = (state, tf.function(fn, reduce_retracing=True))
+        functions[key] = entry
+    return entry[1]
+
+
+def _text_cache_states(model) -> list:
+    """`(cache token, frozen)` of each text encoder of the model's towers (one if they share it)."""
+    encoders = {}
+    for tower in ("query_tower", "item_tower"):
+        encoder = getattr(getattr(model, tower, None), "text_encoder", None)
+        if encoder is not None and hasattr(encoder, "text_cache_state"):
+            encoders[id(encoder)] = encoder
+    return [(e.text_cache_state, e.frozen) for e in encoders.values()]
+
+
+def _same_states(a, b) -> bool:
+    return len(a) == len(b) and all(x[0] is y[0] and x[1] == y[1] for x, y in zip(a, b))

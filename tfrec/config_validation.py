@@ -45,6 +45,8 @@ import types
 import typing
 from typing import Any
 
+import yaml
+
 __all__ = ["check_bert_preset", "check_choice", "check_config", "check_range", "from_dict"]
 
 
@@ -254,3 +256,18 @@ def _bert_presets() -> frozenset | None:
     except ImportError:
         return None
     return frozenset(keras_hub.models.BertBackbone.presets)
+
+
+def read_yaml(path: str | os.PathLike, what: str = "config", error: type[Exception] = ValueError) -> Any:
+    """The parsed YAML file at `path`; errors name `what` and the path.
+
+    A missing file is `FileNotFoundError("<what> file not found: <path>")`,
+    invalid YAML is `error("<what> <path> is not valid YAML: ...")`.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            return yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise error(f"{what} {path} is not valid YAML: {e}") from e

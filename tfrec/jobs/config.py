@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from tfrec.config_validation import check_choice, check_config, check_range, from_dict
+from tfrec.config_validation import check_choice, check_config, check_range, from_dict, read_yaml
 from tfrec.data.readers import FORMATS
 from tfrec.data.simulator import SimulatorConfig
 from tfrec.models.config import ModelConfig
@@ -437,14 +437,7 @@ class JobConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> JobConfig:
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"config file not found: {path}")
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = yaml.safe_load(f)
-            except yaml.YAMLError as e:
-                raise ValueError(f"config {path} is not valid YAML: {e}") from e
-        return cls.from_dict(data)
+        return cls.from_dict(read_yaml(path, "config"))
 
     def to_yaml(self, path: str | os.PathLike) -> None:
         with open(path, "w", encoding="utf-8") as f:

@@ -52,6 +52,8 @@ from typing import Any
 
 import yaml
 
+from tfrec.config_validation import read_yaml
+
 __all__ = ["KINDS", "Param", "SearchSpace", "SearchSpaceError", "apply_values", "get_path"]
 
 KINDS = ("float", "int", "choice", "bool")
@@ -266,14 +268,7 @@ class SearchSpace:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> SearchSpace:
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"search space file not found: {path}")
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = yaml.safe_load(f)
-            except yaml.YAMLError as e:
-                raise SearchSpaceError(f"search space {path} is not valid YAML: {e}") from e
-        return cls.from_dict(data)
+        return cls.from_dict(read_yaml(path, "search space", SearchSpaceError))
 
     @property
     def keys(self) -> list[str]:

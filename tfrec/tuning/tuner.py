@@ -57,6 +57,7 @@ import os
 import keras_tuner
 import yaml
 
+from tfrec.config_validation import read_yaml
 from tfrec.console import log
 from tfrec.jobs.config import JobConfig
 from tfrec.tuning.objective import Objective, ObjectiveError, default_objective, read_metrics
@@ -248,13 +249,7 @@ class TuneResult:
 def _load_job(job) -> dict:
     if isinstance(job, dict):
         return copy.deepcopy(job)
-    if not os.path.exists(job):
-        raise FileNotFoundError(f"config file not found: {job}")
-    with open(job, encoding="utf-8") as f:
-        try:
-            raw = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"config {job} is not valid YAML: {e}") from e
+    raw = read_yaml(job, "config") or {}
     if not isinstance(raw, dict):
         raise ValueError(f"config {job}: expected a mapping, got {type(raw).__name__}")  # noqa: TRY004
     return raw

@@ -213,3 +213,32 @@ def test_inference_functions_are_traced_once_per_model_and_again_when_the_text_c
         assert traced(model, "encode_query") is not cached_fn
         np.testing.assert_allclose(encode_queries(model, table), uncached, atol=1e-5)
     assert traced(model, "encode_query") is not fn  # the cache is back: traced for it
+
+
+def test_length_sorted_batches_give_the_unsorted_answers_in_the_rows_order(table):
+    from tfrec.models.inference import (
+        encode_items,
+        encode_queries,
+        features_of,
+        length_order,
+        predict_dataframe,
+        predictor,
+    )
+
+    model = _model(table)
+    rows = table.sample(n=200, random_state=3).reset_index(drop=True)
+    extra = np.random.default_rng(0).integers(0, 6, (2, len(rows)))  # 0-5 more words: lengths in no order
+    rows["title"] = [t + " oak" * int(n) for t, n in zip(rows.title, extra[0])]
+    rows["search_query"] = [q + " red" * int(n) for q, n in zip(rows.search_query, extra[1])]
+    words = rows.title.str.split().str.len().to_numpy()
+    order = length_order(features_of(rows, model.schema), ["title"])
+    assert (np.diff(words[order]) >= 0).all() and not (np.diff(words) >= 0).all()
+    for fn in (encode_queries, encode_items):
+        np.testing.assert_allclose(
+            fn(model, rows, batch_size=16), fn(model, rows, batch_size=16, sort_by_length=False), atol=1e-5
+        )
+    with_order = predict_dataframe(model, rows, batch_size=16)
+    plain = predictor(model, batch_size=16, sort_by_length=False)(features_of(rows, model.schema))
+    assert set(plain) == set(with_order)
+    for key in plain:
+        np.testing.assert_allclose(with_order[key], plain[key], atol=1e-5, err_msg=key)

@@ -32,14 +32,47 @@ def features_of(df: pd.DataFrame, schema, columns=None) -> dict[str, np.ndarray]
     return features
 
 
-def _run(fn, features, batch_size):
+def _run(fn, features, batch_size, order=None):
+    """`fn` over batches of `features`; with `order` (a permutation of the rows) batched in that order, answers in
+    the rows' own order."""
+    if order is not None:
+        features = {k: v[order] for k, v in features.items()}
     ds = tf.data.Dataset.from_tensor_slices(features).batch(batch_size).prefetch(2)
     parts = [fn(batch) for batch in ds]
     if not parts:
         return {}
     if isinstance(parts[0], dict):
-        return {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
-    return np.concatenate([p.numpy() for p in parts])
+        out = {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
+    else:
+        out = np.concatenate([p.numpy() for p in parts])
+    if order is None:
+        return out
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return {k: v[inverse] for k, v in out.items()} if isinstance(out, dict) else out[inverse]
+
+
+def length_order(features, columns) -> np.ndarray | None:
+    """Row order by text length (the texts of `columns`: words, then characters), shortest first; None without text.
+
+    A text encoder pads each batch to its longest text (`TextEncoder`'s dynamic
+    padding), so batches of similar lengths (as sentence-transformers batches)
+    compute less than batches in the rows' order. Words and characters stand
+    in for the token count (a tokenisation pass of its own would cost more).
+    """
+    present = [c for c in columns if c and c in features]
+    if not present:
+        return None
+    rows = len(features[present[0]])
+    if rows < 2:
+        return None
+    words = np.zeros(rows, np.int64)
+    chars = np.zeros(rows, np.int64)
+    for c in present:
+        texts = pd.Series(features[c]).map(lambda t: t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t))
+        words += texts.str.count(" ").to_numpy() + 1
+        chars += texts.str.len().to_numpy()
+    return np.lexsort((chars, words)).astype(np.int64)
 
 
 def predict_dataframe(model, df, batch_size=1024, outputs=None):
@@ -47,22 +80,28 @@ def predict_dataframe(model, df, batch_size=1024, outputs=None):
     return predictor(model, outputs, batch_size)(features_of(df, model.schema))
 
 
-def predictor(model, outputs=None, batch_size=1024):
-    """A function of model inputs (`features_of`) to outputs, traced once and reused (e.g. after every epoch)."""
+def predictor(model, outputs=None, batch_size=1024, sort_by_length=True):
+    """A function of model inputs (`features_of`) to outputs, traced once and reused (e.g. after every epoch).
+
+    With `sort_by_length` rows are batched by query and title length (`length_order`); outputs keep the rows' order.
+    """
     fn = traced(model, "__call__", outputs)
-    return lambda features: _run(fn, features, batch_size)
+    columns = [model.schema.query_text, model.schema.item_text] if sort_by_length else []
+    return lambda features: _run(fn, features, batch_size, length_order(features, columns))
 
 
-def encode_queries(model, df, batch_size=1024) -> np.ndarray:
-    """Query/user embeddings `[rows, embedding_dim]`."""
+def encode_queries(model, df, batch_size=1024, sort_by_length=True) -> np.ndarray:
+    """Query/user embeddings `[rows, embedding_dim]`; `sort_by_length`: batched by query length (`length_order`)."""
     features = features_of(df, model.schema, model.schema.user_feature_names)
-    return _run(traced(model, "encode_query"), features, batch_size)
+    order = length_order(features, [model.schema.query_text]) if sort_by_length else None
+    return _run(traced(model, "encode_query"), features, batch_size, order)
 
 
-def encode_items(model, df, batch_size=1024) -> np.ndarray:
-    """Item embeddings `[rows, embedding_dim]`."""
+def encode_items(model, df, batch_size=1024, sort_by_length=True) -> np.ndarray:
+    """Item embeddings `[rows, embedding_dim]`; `sort_by_length`: batched by title length (`length_order`)."""
     features = features_of(df, model.schema, model.schema.item_feature_names)
-    return _run(traced(model, "encode_item"), features, batch_size)
+    order = length_order(features, [model.schema.item_text]) if sort_by_length else None
+    return _run(traced(model, "encode_item"), features, batch_size, order)
 
 
 def predict_user_value(model, df, batch_size=1024) -> dict[str, np.ndarray]:

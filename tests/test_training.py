@@ -16,7 +16,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY = {
-    "simulator": {"num_users": 500, "num_items": 150, "num_sessions": 800, "seed": 3},
+    "simulator": {"num_users": 500, "num_items": 150, "num_sessions": 400, "seed": 3},
     "model": {
         "embedding_dim": 16,
         "id_embedding_dim": 8,

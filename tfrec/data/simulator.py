@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from tfrec.config_validation import check_config
-from tfrec.data import catalog_words
+from tfrec.data import catalog_words, logging_policy
 from tfrec.schema import FeatureSchema
 
 
@@ -59,6 +59,9 @@ class SimulatorConfig:
         base_ctr_logit: intercept of the attractiveness logit.
         affinity_weight: weight of query-item and user-item affinity.
         position_bias: examination probability is `position ** -position_bias`.
+        logging_temperature: temperature of the logging ranker, a Plackett-Luce
+            policy over the true click logits (sampled as `logit + t * Gumbel`
+            noise); lower is closer to the oracle order, higher explores more.
         value_zero_share: planted share of users with zero future value,
             on average over users.
         value_sigma: lognormal sigma of positive future values.
@@ -76,6 +79,7 @@ class SimulatorConfig:
     base_ctr_logit: float = -4.0
     affinity_weight: float = 0.7
     position_bias: float = 0.6
+    logging_temperature: float = 1.2
     value_zero_share: float = 0.6
     value_sigma: float = 0.8
     seed: int = 0
@@ -93,6 +97,7 @@ class SimulatorConfig:
                 "history_max": ">= 1",
                 "days": ">= 1",
                 "position_bias": ">= 0",
+                "logging_temperature": "> 0",
                 "value_zero_share": "(0, 1)",
                 "value_sigma": "> 0",
                 "seed": ">= 0",
@@ -111,7 +116,12 @@ class SimulatedData:
             `session_id`, `position`, `purchase` and the truth columns
             `true_ctr` (click probability of the row), `true_attractiveness`
             (click probability at position 1), `true_relevance_score`,
-            `true_value_probability` and `true_expected_value` (of the user).
+            `true_value_probability` and `true_expected_value` (of the user),
+            `true_purchase_value_if_clicked` (expected purchase value of a
+            click on the row) and `propensity`: the probability with which the
+            logging policy showed the row's item at the row's position
+            (`truth["logging_position_probabilities"]` holds every item's
+            `[slate item, position]` probabilities, items in logged order).
         items: the catalog, one row per item, with `true_quality`.
         users: one row per user with attributes, history, `future_value` and
             the truth columns `true_propensity`, `true_value_probability`,
@@ -420,9 +430,13 @@ def _draw_log(
     logit = data.true_click_logits(session_offset + np.arange(S), cand)
     qv = data.true_query_affinity(session_offset + np.arange(S), cand)
     attractiveness = _sigmoid(logit)
-    # Logging ranker: a noisy view of attractiveness decides the positions.
-    logging_score = logit + rng.normal(0, 1.5, (S, K))
-    order = np.argsort(-logging_score, axis=1)
+    # Logging ranker: Plackett-Luce over the true logits (a noisy view of
+    # attractiveness) decides the positions, and logs its propensities.
+    order = logging_policy.plackett_luce_sample(logit, cfg.logging_temperature, rng)
+    marginals = logging_policy.plackett_luce_position_probabilities(logit, cfg.logging_temperature)
+    marginals = np.take_along_axis(marginals, order[:, :, None], 1)  # items in logged order
+    logged_propensity = marginals[:, np.arange(K), np.arange(K)]
+    data.truth["logging_position_probabilities"] = marginals.astype(np.float32)
     cand = np.take_along_axis(cand, order, 1)
     attractiveness = np.take_along_axis(attractiveness, order, 1)
     qv = np.take_along_axis(qv, order, 1)
@@ -432,7 +446,9 @@ def _draw_log(
     click = rng.random((S, K)) < true_ctr
     buy_p = _sigmoid(-1.0 + 0.6 * propensity[sess_user][:, None] + 1.0 * (qv - 0.5))
     purchase = click & (rng.random((S, K)) < buy_p)
-    quantity = 1 + rng.poisson(0.4 * np.exp(0.3 * propensity[sess_user]))[:, None] * np.ones((1, K), int)
+    mean_extra_quantity = 0.4 * np.exp(0.3 * propensity[sess_user])
+    quantity = 1 + rng.poisson(mean_extra_quantity)[:, None] * np.ones((1, K), int)
+    value_if_clicked = buy_p * cat.price[cand] * (1 + mean_extra_quantity)[:, None]
     purchase_value = np.where(purchase, np.round(cat.price[cand] * quantity, 2), 0.0)
     # Graded relevance 0..3 from the query-item affinity alone.
     relevance = np.digitize(qv, [0.8, 2.0, 3.0]).astype(float)
@@ -472,6 +488,8 @@ def _draw_log(
             "true_relevance_score": qv.ravel(),
             "true_value_probability": value_p[flat_user],
             "true_expected_value": expected_value[flat_user],
+            "true_purchase_value_if_clicked": value_if_clicked.ravel(),
+            "propensity": logged_propensity.ravel(),
         }
     )
     items = pd.DataFrame(

@@ -13,6 +13,7 @@ from tfrec.layers.id_embedding import IdEmbedding
 from tfrec.layers.masked_mean_pooling import MaskedMeanPooling
 from tfrec.layers.multi_task_block import MultiTaskBlock
 from tfrec.layers.numeric_features import NumericFeatures
+from tfrec.layers.objective_fusion import ObjectiveFusion
 from tfrec.layers.text_encoder import TextEncoder
 from tfrec.tasks import CtrTask, RelevanceTask, RetrievalTask, UserValueTask
 from tfrec.towers import ItemTower, QueryTower
@@ -148,6 +149,16 @@ CASES = {
         CtrTask("position", max_position=5, name="ctr"),
         (tf.ones([B, 4]), tf.constant([0.1, 0.5, -0.2]), {"position": tf.constant([1.0, 3.0, 9.0])}),
         {"ctr": (B,), "ctr_logit": (B,)},
+    ),
+    "objective_fusion": lambda: (
+        ObjectiveFusion(click_weight=1.0, relevance_weight=0.5, price_weight=0.7, value_weight=0.1, relevance_max=3.0),
+        {
+            "ctr": tf.constant([[0.1, 0.2], [0.3, 0.05], [0.5, 0.5]]),
+            "relevance": tf.ones([B, 2]),
+            "price": tf.constant([[10.0, 2.0], [1.0, 5.0], [3.0, 3.0]]),
+            "user_value": tf.constant([0.0, 2.0, 10.0]),
+        },
+        {"0": (B, 2)},
     ),
     "relevance_task": lambda: (RelevanceTask((1.0, 3.0), name="relevance"), tf.ones([B, 4]), {"relevance": (B,)}),
     "user_value_task": lambda: (

@@ -171,6 +171,33 @@ class SimulatedData:
         q = self.truth["query_latent"][np.asarray(session_ids) - self.truth.get("session_offset", 0)]
         return np.einsum("nd,nmd->nm", q, self.item_latent[item_index])
 
+    @property
+    def intent_categories(self) -> list[str]:
+        """The item categories, in the order of `true_query_intent`'s columns (every category of the site)."""
+        return list(catalog_words.CATEGORIES)
+
+    def true_query_intent(self, session_ids, block_size: int = 1024) -> np.ndarray:
+        """Planted query intent: P(category | session's query, user), `[n, len(intent_categories)]`, rows sum to 1.
+
+        The category mix of the clicks the session would give if every catalog
+        item were shown at position 1: `P(c) ∝ Σ_{i in c} sigmoid(true_click_logits(session, i))`
+        (a category without items in the catalog gets 0). Its argmax is
+        usually the category the query was generated from
+        (`truth["session_category"]`), but not always: the user's taste and
+        item quality move clicks across categories too.
+        """
+        session_ids = np.asarray(session_ids)
+        names = self.intent_categories
+        column = {name: j for j, name in enumerate(names)}
+        item_category = np.array([column[c] for c in self.items["item_category"]], dtype=np.int64)
+        one_hot = np.zeros((len(item_category), len(names)))
+        one_hot[np.arange(len(item_category)), item_category] = 1.0
+        out = np.empty((len(session_ids), len(names)))
+        for start in range(0, len(session_ids), block_size):  # [block, num_items] logits at a time
+            rows = slice(start, start + block_size)
+            out[rows] = _sigmoid(self.true_click_logits(session_ids[rows])) @ one_hot
+        return out / out.sum(axis=1, keepdims=True)
+
     def schema(self) -> FeatureSchema:
         """The `FeatureSchema` of `impressions` (and of `users`/`items`)."""
         return FeatureSchema(
@@ -419,6 +446,7 @@ def _draw_log(
         cfg,
         truth={
             "session_user": sess_user,
+            "session_category": sess_cat,
             "session_offset": session_offset,
             "query_latent": q_latent,
             "propensity": propensity,

@@ -37,7 +37,13 @@ from tfrec.evaluation.curves import (
 )
 from tfrec.evaluation.result import EvaluationResult
 
-SECTIONS = {"ctr": "CTR", "value": "User value", "retrieval": "Retrieval & ranking", "business": "Business value"}
+SECTIONS = {
+    "ctr": "CTR",
+    "value": "User value",
+    "retrieval": "Retrieval & ranking",
+    "business": "Business value",
+    "fusion": "Ranking for the business: clicks against revenue",
+}
 
 # One colour per scorer, the same in every figure.
 _COLOURS = {
@@ -451,6 +457,73 @@ def _business_section(result: EvaluationResult, currency: str) -> str:
     return "".join(parts)
 
 
+def _fusion_section(result: EvaluationResult, currency: str) -> str:
+    m = result.metrics.get("fusion")
+    if not m:
+        return _not_evaluated("the model has no CTR task, or the data has no true click probabilities to value it.")
+    w = m["weights"]
+    k = m["k"]
+    parts = [
+        (
+            '<p class="note">The ranking stage (the <code>rank</code> signature) retrieves '
+            f"{m['candidates']} candidates per query by the two-tower score and orders them by the fused objective "
+            "v = c log(ctr) + r relevance / max + p log(price) + u log(1 + user value) log(price), with "
+            f"c = {w['click_weight']:g}, r = {w['relevance_weight']:g}, u = {w['value_weight']:g} and the price "
+            f"weight p swept. Each setting's top {k} is valued as in the business section ({m['queries']:,} test "
+            "queries, true click probabilities, per 1,000 queries). The oracle ranks the whole catalog by "
+            "log(true P(click)) + p log(price): p = 0 is the clicks oracle, p = 1 the revenue oracle, and its "
+            "points trace the most revenue achievable at each level of clicks (the frontier). &ldquo;share at the "
+            "same clicks&rdquo; is the model's revenue over the frontier's at the model's expected clicks.</p>"
+        )
+    ]
+    rows = [
+        [
+            f"{point['price_weight']:g}",
+            point["clicks"],
+            point["revenue"],
+            point["frontier_revenue"],
+            point["revenue_share_at_same_clicks"],
+        ]
+        for point in m["model"]
+    ]
+    parts.append(
+        _table(
+            [
+                "price weight p",
+                f"expected clicks@{k}",
+                f"expected revenue@{k} ({currency})",
+                "frontier revenue at these clicks",
+                "share at the same clicks",
+            ],
+            rows,
+        )
+    )
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.subplots()
+    for name, colour in (("oracle", _colour("oracle")), ("model", _colour("model"))):
+        points = m[name]
+        ax.plot([p["clicks"] for p in points], [p["revenue"] for p in points], "o-", color=colour, label=_label(name))
+        for point in points:
+            ax.annotate(f"{point['price_weight']:g}", (point["clicks"], point["revenue"]), fontsize=7)
+    ax.set(
+        title=f"Clicks against revenue in the top {k} (labels: price weight p)",
+        xlabel=f"expected clicks@{k} per 1,000 queries",
+        ylabel=f"expected revenue@{k} per 1,000 queries ({currency})",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    parts.append(
+        _figure(
+            fig,
+            f"The model's revenue-maximising setting (p = {m['best_price_weight']:g}) earns "
+            f"{m['best_revenue_share']:.0%} of the oracle's best revenue; along its curve the model earns at least "
+            f"{m['min_revenue_share_at_same_clicks']:.0%} of what the frontier earns at the same clicks.",
+        )
+    )
+    return "".join(parts)
+
+
 def _summary_rows(result: EvaluationResult) -> list:
     """Headline numbers: model, best baseline, oracle."""
     mt, ks = result.metrics, result.ks
@@ -518,6 +591,7 @@ def render_report(result: EvaluationResult, title: str = "tfrec evaluation repor
         "value": lambda: _value_section(result, currency),
         "retrieval": lambda: _retrieval_section(result),
         "business": lambda: _business_section(result, currency),
+        "fusion": lambda: _fusion_section(result, currency),
     }
     for key, heading in SECTIONS.items():
         body.append(f'<section id="{key}"><h2>{html.escape(heading)}</h2>{renderers[key]()}</section>')

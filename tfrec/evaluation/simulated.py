@@ -15,7 +15,10 @@ task has an *oracle* scorer, the best achievable:
 * business value: expected clicks and revenue in the top K per 1,000 test
   queries (`tfrec.evaluation.business`) when the whole catalog is ranked by
   the model, by popularity, at random, or by the truth (oracles), with the
-  simulator's own examination curve `p ** -position_bias`.
+  simulator's own examination curve `p ** -position_bias`;
+* the ranking stage (with a CTR task): the click-revenue trade-off of the
+  fused objective over retrieved candidates against the oracle's frontier
+  (`tfrec.evaluation.fusion`).
 
 Example:
 
@@ -33,6 +36,7 @@ import pandas as pd
 
 from tfrec.data.simulator import SimulatedData
 from tfrec.evaluation import business
+from tfrec.evaluation.fusion import fusion_tradeoff
 from tfrec.evaluation.metric_sets import ctr_metrics, ranking_metrics, value_metrics
 from tfrec.evaluation.metrics import ranks_in_scores, ranks_of_targets
 from tfrec.evaluation.result import EvaluationResult
@@ -215,6 +219,7 @@ def evaluate_simulated(
     }
     if ctr is not None:
         metrics = {"ctr": ctr_metrics(y_ctr, ctr), **metrics}
+        metrics["fusion"] = fusion_tradeoff(model, sim, sessions, k=min(10, ks[0]) if ks else 10)
     if value is not None and y_value is not None:
         metrics["value"] = {**value_metrics(y_value, value), "users": len(y_value)}
     cfg = sim.config

@@ -100,6 +100,14 @@ def format_summary(metrics: dict, ks) -> str:
                     fmt="{:>10,.1f}",
                 )
             )
+    fusion = metrics.get("fusion")
+    if fusion:
+        lines.append(
+            f"Ranking stage, top {fusion['k']} of {fusion['candidates']} candidates by c log(ctr) + p log(price): "
+            f"best revenue at p = {fusion['best_price_weight']:g} is {fusion['best_revenue_share']:.0%} of the "
+            f"oracle's; at least {fusion['min_revenue_share_at_same_clicks']:.0%} of the frontier's revenue at the "
+            "same clicks along the curve"
+        )
     return "\n".join(lines)
 
 

@@ -12,10 +12,19 @@ a `[batch, n]` string matrix for the user history, padded with ""):
 | `encode_user` (no query text: interactions) | user features | `user_embedding` |
 | `encode_item` | item features | `item_embedding` |
 | `retrieve` | user features, `k` int32 `[B]`, `exclude_item_ids` string `[B, n]` | `item_ids` `[B, K]`, `scores` |
+| `rank` (with a CTR task) | as `retrieve` | `item_ids`, `scores` (the fused objective), `ctr` `[B, K]` |
+| `rank_weighted` (with a CTR task) | as `rank`, plus the four `*_weight` float32 `[B]` | as `rank` |
 | `user_value` (with a value task) | user features | `user_value`, `value_probability` (ZILN) |
 
 A `UserValueModel` (a table of customers, no items) exports `user_value` and
 `serving_default` = `user_value` only.
+
+`rank` retrieves `model.fusion.candidates` items as `retrieve` does, scores
+each (query, item) pair with the CTR head (at position 1; relevance and the
+user's value where trained) and returns the top `K` by the fused objective
+`ObjectiveFusion` (`tfrec.layers.objective_fusion`) with the config's weights;
+`rank_weighted` takes the weights (`click_weight`, `relevance_weight`,
+`price_weight`, `value_weight`) per request.
 
 `retrieve` scores the catalog embedded at export time in the graph (brute
 force, or a partitioned k-means index with `retrieval_index="partitioned"`),
@@ -58,7 +67,9 @@ import tensorflow as tf
 from tfrec.data.pipeline import feature_spec, fit_history
 from tfrec.export.ops import version_numbers
 from tfrec.export.retrieval_index import BruteForceIndex, make_index
-from tfrec.models.inference import encode_items, features_of
+from tfrec.layers.objective_fusion import WEIGHTS as FUSION_WEIGHTS
+from tfrec.layers.objective_fusion import ObjectiveFusion
+from tfrec.models.inference import encode_items, features_of, tower_outputs
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 MANIFEST_FILE = "tfrec_manifest.json"
@@ -157,6 +168,8 @@ def signature_names(model) -> list[str]:
     if not has_items(model):
         return ["serving_default", "user_value"]
     names = ["serving_default", "score", user_signature(model.schema)[0], "encode_item", "retrieve"]
+    if getattr(model, "ctr_task", None) is not None:
+        names += ["rank", "rank_weighted"]
     return names + (["user_value"] if getattr(model, "value_task", None) is not None else [])
 
 
@@ -217,6 +230,8 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, inde
             "scores": tf.where(keep, values, tf.constant(-np.inf, values.dtype)),
         }
 
+    rank = _rank_endpoint(model, holder, index, max_k) if "rank" in signature_names(model) else None
+
     both = {**user_spec, **item_spec}
     retrieve_spec = {
         **user_spec,
@@ -230,7 +245,68 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, inde
         "retrieve": (retrieve, retrieve_spec),
         "user_value": (user_value, user_spec),
     }
+    if rank is not None:
+        weight_spec = {name: tf.TensorSpec([None], tf.float32, name=name) for name in FUSION_WEIGHTS}
+        endpoints["rank"] = (rank, retrieve_spec)
+        endpoints["rank_weighted"] = (rank, {**retrieve_spec, **weight_spec})
     return {name: endpoints[name] for name in signature_names(model) if name in endpoints}
+
+
+def attach_ranking_catalog(model, holder, catalog: pd.DataFrame) -> None:
+    """Stores what `rank` reads of the catalog on `holder`: item tower outputs, titles and prices, in catalog order."""
+    schema = model.schema
+    outputs = tower_outputs(model, catalog, "item")
+    holder.ranking_item_embedding = tf.Variable(outputs["embedding"].astype(np.float32), trainable=False)
+    holder.ranking_item_hidden = tf.Variable(outputs["hidden"].astype(np.float32), trainable=False)
+    titles = catalog[schema.item_text].astype(str).tolist() if schema.item_text else [""] * len(catalog)
+    holder.ranking_item_text = tf.Variable(tf.constant(titles, tf.string), trainable=False)
+    prices = catalog[schema.item_price].to_numpy(np.float32) if schema.item_price else np.ones(len(catalog), np.float32)
+    holder.ranking_item_price = tf.Variable(prices, trainable=False)
+
+
+def _rank_endpoint(model, holder, index, max_k):
+    """`rank`: retrieve `fusion.candidates` items, score them with the CTR (and relevance, value) heads, order by
+    the fused objective (`ObjectiveFusion`, weights from the config or the request's `*_weight` inputs)."""
+    schema = model.schema
+    fusion_config = model.config.fusion
+    relevance_max = float(schema.relevance_range[1]) if schema.relevance_range else 1.0
+    fusion = ObjectiveFusion(
+        **{name: getattr(fusion_config, name) for name in FUSION_WEIGHTS}, relevance_max=relevance_max
+    )
+    num_items = int(holder.catalog_ids.shape[0])
+    width = max(1, min(int(fusion_config.candidates), num_items))
+
+    def rank(features):
+        features = dict(features)
+        k = tf.cast(tf.reshape(features.pop("k"), [-1]), tf.int32)
+        exclude = features.pop("exclude_item_ids")
+        overrides = {name: features.pop(name) for name in FUSION_WEIGHTS if name in features}
+        user = fit_history(features, schema)
+        query = model.query_outputs(user)
+        excluded_index = holder.catalog_index.lookup(exclude)
+        retrieval_scores, positions = index.top_k(query["embedding"], excluded_index, width)
+        valid = tf.logical_and(positions >= 0, tf.math.is_finite(retrieval_scores))
+        rows = tf.maximum(positions, 0)
+        items = {"embedding": holder.ranking_item_embedding, "hidden": holder.ranking_item_hidden}
+        query_text = user.get(schema.query_text) if schema.query_text else None
+        pairs = model.score_candidates(query, items, rows, query_text, holder.ranking_item_text)
+        signals = {"ctr": pairs["ctr"], "price": tf.gather(holder.ranking_item_price, rows)}
+        if "relevance" in pairs:
+            signals["relevance"] = pairs["relevance"]
+        if getattr(model, "value_task", None) is not None:
+            signals["user_value"] = model.predict_user_value(user)["user_value"]
+        fused = tf.where(valid, fusion(signals, weights=overrides), tf.constant(-np.inf, tf.float32))
+        shown = tf.minimum(tf.minimum(tf.reduce_max(k), max_k), width)
+        top = tf.math.top_k(fused, k=tf.maximum(shown, 1))
+        chosen = tf.gather(rows, top.indices, batch_dims=1)
+        keep = tf.logical_and(tf.range(tf.shape(top.indices)[1])[None, :] < k[:, None], tf.math.is_finite(top.values))
+        return {
+            "item_ids": tf.where(keep, tf.gather(holder.catalog_ids, chosen), ""),
+            "scores": tf.where(keep, top.values, tf.constant(-np.inf, tf.float32)),
+            "ctr": tf.where(keep, tf.gather(signals["ctr"], top.indices, batch_dims=1), 0.0),
+        }
+
+    return rank
 
 
 def _user_value_endpoint(model, schema, value_keys):
@@ -259,6 +335,11 @@ def example_inputs(model, examples: pd.DataFrame, k=10) -> dict[str, dict[str, n
         user_signature(schema)[0]: user,
         "encode_item": item,
         "retrieve": retrieve,
+        "rank": retrieve,
+        "rank_weighted": {
+            **retrieve,
+            **{name: np.full(n, getattr(model.config.fusion, name), np.float32) for name in FUSION_WEIGHTS},
+        },
         "user_value": user,
     }
     return {name: inputs[name] for name in signature_names(model)}
@@ -387,6 +468,8 @@ def export_model(
         catalog_embeddings = encode_items(model, catalog).astype(np.float32)
         index = make_index(retrieval_index, catalog_embeddings, **(index_options or {}))
         holder = ServingCatalog(catalog_ids, name="tfrec_serving")
+        if "rank" in signature_names(model):
+            attach_ranking_catalog(model, holder, catalog)
         endpoints = build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, index=index)
     else:
         endpoints = build_signatures(model, None, None, max_k, None)

@@ -69,6 +69,10 @@ def targets(metrics, ks):
         ctr = metrics["ctr"]
         out["ctr_auc_within_0.03_of_oracle"] = ctr["oracle"]["auc"] - ctr["model"]["auc"] <= 0.03
     out[f"recall@{k}_at_least_2x_popularity"] = ret["model"][f"recall@{k}"] >= 2 * ret["popularity"][f"recall@{k}"]
+    if "fusion" in metrics:
+        fusion = metrics["fusion"]
+        out["ranking_revenue_at_least_0.8_of_oracle"] = fusion["best_revenue_share"] >= 0.8
+        out["ranking_revenue_within_10%_of_frontier_at_same_clicks"] = fusion["min_revenue_share_at_same_clicks"] >= 0.9
     if "value" in metrics:
         val = metrics["value"]
         out["value_gini_at_least_0.8_of_oracle"] = (

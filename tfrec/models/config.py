@@ -20,8 +20,8 @@ from tfrec.layers.multi_task_block import STRUCTURES as MULTITASK
 from tfrec.layers.sequence_encoder import POOLINGS as SEQUENCE_POOLINGS
 from tfrec.tasks.user_value import VALUE_LOSSES
 
-TASKS = ("retrieval", "ctr", "value", "relevance")
-DEFAULT_LOSS_WEIGHTS = {"retrieval": 1.0, "ctr": 1.0, "value": 0.3, "relevance": 0.3}
+TASKS = ("retrieval", "ctr", "value", "relevance", "intent")
+DEFAULT_LOSS_WEIGHTS = {"retrieval": 1.0, "ctr": 1.0, "value": 0.3, "relevance": 0.3, "intent": 0.3}
 HISTORY_ENCODERS = ("mean", "sequence")
 
 
@@ -140,6 +140,35 @@ class TextConfig:
 
 
 @dataclasses.dataclass
+class FusionConfig:
+    """The ranking stage's objective (`tfrec.layers.ObjectiveFusion`), used by the `rank` signature.
+
+    `v = click_weight * log(ctr) + relevance_weight * relevance / max
+    + price_weight * log(price) + value_weight * log(1 + user_value) * log(price)`
+    over the `candidates` items retrieval returns for a query. The defaults
+    rank by predicted clicks; `price_weight: 1` ranks by predicted
+    click-weighted revenue (`ctr * price`). Requests can override each weight.
+
+    Args:
+        click_weight, relevance_weight, price_weight, value_weight: the weights.
+        candidates: items retrieved and reranked per query.
+    """
+
+    click_weight: float = 1.0
+    relevance_weight: float = 0.0
+    price_weight: float = 0.0
+    value_weight: float = 0.0
+    candidates: int = 100
+
+    def __post_init__(self):
+        check_config(self, "model.fusion", ranges={"click_weight": ">= 0", "candidates": ">= 1"})
+
+    @classmethod
+    def from_dict(cls, config):
+        return _from_dict(cls, config, "model.fusion")
+
+
+@dataclasses.dataclass
 class ModelConfig:
     """The two-tower multi-task model.
 
@@ -176,7 +205,7 @@ class ModelConfig:
             only: a `UserValueModel` (one row per customer, no items) always
             trains its profile with the value head.
         loss_weights: weight of each task's loss (`retrieval`, `ctr`,
-            `value`, `relevance`); tasks whose label the schema lacks are off.
+            `value`, `relevance`, `intent`); tasks whose label the schema lacks are off.
         max_position: positions above it share the last position-bias slot.
         seed: seed of initialisers and id dropout.
         history_encoder: how the user tower reads the history: `"mean"` (the
@@ -188,6 +217,11 @@ class ModelConfig:
         history_pooling: what the `"sequence"` encoder returns: `"last"` (the
             state at the most recent item), `"mean"` (of the states) or
             `"last_mean"` (both).
+        fusion: the `FusionConfig` of the ranking stage (`rank` signature).
+        intent_column: the item categorical column whose distribution the
+            query-intent task (`QueryIntentTask`) learns per query, from the
+            clicked rows: `"auto"` = the schema's first `item_categorical`
+            column; `"none"` or null = no intent task.
         share_item_ids: embed the history's items with the item tower's
             item-id embedding (one table: a candidate and the same item in a
             history share one vector) instead of a table of their own.
@@ -221,10 +255,14 @@ class ModelConfig:
     history_heads: int = 2
     history_pooling: str = "last"
     share_item_ids: bool = False
+    fusion: FusionConfig = dataclasses.field(default_factory=FusionConfig)
+    intent_column: str | None = "auto"
 
     def __post_init__(self):
         if isinstance(self.text, dict):
             self.text = TextConfig.from_dict(self.text)
+        if isinstance(self.fusion, dict):
+            self.fusion = FusionConfig.from_dict(self.fusion)
         check_config(
             self,
             "model",
@@ -264,6 +302,8 @@ class ModelConfig:
         weights = dict(DEFAULT_LOSS_WEIGHTS)
         weights.update({k: float(v) for k, v in self.loss_weights.items()})
         self.loss_weights = weights
+        if isinstance(self.intent_column, str) and self.intent_column.strip().lower() in ("none", "null", ""):
+            self.intent_column = None  # YAML "none": no intent task
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

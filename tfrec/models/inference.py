@@ -155,3 +155,39 @@ def _text_cache_states(model) -> list:
 
 def _same_states(a, b) -> bool:
     return len(a) == len(b) and all(x[0] is y[0] and x[1] == y[1] for x, y in zip(a, b))
+
+
+def tower_outputs(model, df, side: str, batch_size=1024, sort_by_length=True) -> dict[str, np.ndarray]:
+    """The `"query"` or `"item"` tower's `embedding` and `hidden` for the rows of `df` (`score_candidates` input)."""
+    if side not in ("query", "item"):
+        raise ValueError(f"tower_outputs: side must be 'query' or 'item', got {side!r}")
+    schema = model.schema
+    columns = schema.user_feature_names if side == "query" else schema.item_feature_names
+    features = features_of(df, schema, columns)
+    text = schema.query_text if side == "query" else schema.item_text
+    order = length_order(features, [text]) if sort_by_length else None
+    return _run(traced(model, f"{side}_outputs"), features, batch_size, order)
+
+
+def candidate_scores(
+    model, query, items, candidates, query_text=None, item_text=None, batch_size=64
+) -> dict[str, np.ndarray]:
+    """`model.score_candidates` over batches of `batch_size` queries: `[B, N]` arrays (`score`, `ctr`, `relevance`)."""
+    candidates = np.asarray(candidates, dtype=np.int64)
+    items = {k: tf.constant(v) for k, v in items.items()}
+    item_text = None if item_text is None else tf.constant(np.asarray(item_text, dtype=object).astype(str))
+    query_text = None if query_text is None else np.asarray(query_text, dtype=object).astype(str)
+
+    @tf.function(reduce_retracing=True)
+    def fn(q, c, t):
+        return model.score_candidates(q, items, c, t, item_text)
+
+    parts = []
+    for start in range(0, len(candidates), batch_size):
+        rows = slice(start, start + batch_size)
+        q = {k: tf.constant(query[k][rows]) for k in ("embedding", "hidden")}
+        t = tf.constant(query_text[rows]) if query_text is not None else tf.constant([""])
+        parts.append({k: v.numpy() for k, v in fn(q, tf.constant(candidates[rows]), t).items()})
+    if not parts:
+        return {}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

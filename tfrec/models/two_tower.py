@@ -134,21 +134,66 @@ class TwoTowerModel(TaskModel):
         item = self.item_tower(features, training=training)
         score = tf.reduce_sum(query["embedding"] * item["embedding"], axis=-1)
         outputs = {"query_embedding": query["embedding"], "item_embedding": item["embedding"], "score": score}
-        if self.ranking_tasks:
-            parts = [query["hidden"], item["hidden"], query["embedding"] * item["embedding"]]
-            lexical = self.lexical_features(features)
-            if lexical is not None:
-                parts.append(lexical)
-            x0 = concat_in_compute_dtype(parts, self.compute_dtype)
-            task_inputs = self.multitask(self.cross_network(x0), training=training)
-            for task, task_input in zip(self.ranking_tasks, task_inputs):
-                if task is self.ctr_task:
-                    outputs.update(task(task_input, score, features))
-                else:
-                    outputs.update(task(task_input, score))
+        outputs.update(self.ranking_outputs(query, item, score, features, training=training))
         if self.value_task is not None:
             outputs.update(self.value_task(query["profile"], training=training))
         return outputs
+
+    def ranking_outputs(self, query, item, score, features, training=False):
+        """The ranking tasks' outputs (`ctr`, `relevance`, ...) of rows from the towers' outputs; {} without them."""
+        outputs = {}
+        if not self.ranking_tasks:
+            return outputs
+        parts = [query["hidden"], item["hidden"], query["embedding"] * item["embedding"]]
+        lexical = self.lexical_features(features)
+        if lexical is not None:
+            parts.append(lexical)
+        x0 = concat_in_compute_dtype(parts, self.compute_dtype)
+        task_inputs = self.multitask(self.cross_network(x0), training=training)
+        for task, task_input in zip(self.ranking_tasks, task_inputs):
+            if task is self.ctr_task:
+                outputs.update(task(task_input, score, features))
+            else:
+                outputs.update(task(task_input, score))
+        return outputs
+
+    def query_outputs(self, features):
+        """The query tower's `embedding` and `hidden` (what `score_candidates` reads) in inference mode."""
+        out = self.query_tower(features, training=False)
+        return {"embedding": out["embedding"], "hidden": out["hidden"]}
+
+    def item_outputs(self, features):
+        """The item tower's `embedding` and `hidden` in inference mode."""
+        return dict(self.item_tower(features, training=False))
+
+    def score_candidates(self, query, items, candidates, query_text=None, item_text=None):
+        """Ranking outputs of each query's candidate items, reusing tower outputs computed once.
+
+        Args:
+            query: `query_outputs` of `B` queries.
+            items: `item_outputs` of a catalog of `M` items.
+            candidates: int `[B, N]` catalog rows to score for each query.
+            query_text: `[B]` query texts, item_text: `[M]` item texts (for the
+                lexical features; needed where the model has them).
+
+        Returns:
+            dict of `[B, N]`: `score` (two-tower) and the ranking tasks'
+            outputs (`ctr` at position 1, `relevance`).
+        """
+        candidates = tf.convert_to_tensor(candidates)
+        b, n = tf.shape(candidates)[0], tf.shape(candidates)[1]
+        flat = tf.reshape(candidates, [-1])
+        pair_query = {k: tf.repeat(query[k], n, axis=0) for k in ("embedding", "hidden")}
+        pair_item = {k: tf.gather(items[k], flat) for k in ("embedding", "hidden")}
+        score = tf.reduce_sum(pair_query["embedding"] * pair_item["embedding"], axis=-1)
+        features = {}
+        if self.lexical_match is not None:
+            if query_text is None or item_text is None:
+                raise ValueError("score_candidates: this model reads lexical features; pass query_text and item_text")
+            features[self.schema.query_text] = tf.repeat(tf.reshape(query_text, [-1]), n)
+            features[self.schema.item_text] = tf.gather(tf.reshape(item_text, [-1]), flat)
+        outputs = {"score": score, **self.ranking_outputs(pair_query, pair_item, score, features)}
+        return {k: tf.reshape(v, [b, n]) for k, v in outputs.items()}
 
     def lexical_features(self, features):
         """`LexicalMatch` features of the query and item text `[batch, f]`, or None (no lexical features)."""

@@ -1,8 +1,9 @@
 """The click-revenue trade-off of the fused ranking (`ObjectiveFusion`), beside the oracle's.
 
-For each sampled test query the model retrieves `candidates` items by its
-two-tower score, scores them with its CTR head (and relevance, user value)
-and ranks them by the fused objective
+For each sampled test query the model retrieves `candidates` items (by the
+objective below with its retrieval logit in place of `log(ctr)`, as the
+`rank` signature does), scores them with its CTR head (and relevance, user
+value) and ranks them by the fused objective
 `c * log(ctr) + r * relevance / max + p * log(price) + u * log(1 + value) * log(price)`
 for a sweep of the price weight `p` (the other weights as configured). Each
 setting's top `k` is valued with the simulator's true click probabilities and
@@ -104,17 +105,28 @@ def fusion_tradeoff(
 
     query = tower_outputs(model, sessions, "query")
     items = tower_outputs(model, catalog, "item")
-    retrieved = business.top_k(query["embedding"] @ items["embedding"].T, candidates)
+    logits = query["embedding"] @ items["embedding"].T / model.config.temperature
     query_text = sessions[schema.query_text].to_numpy() if schema.query_text else None
     item_text = catalog[schema.item_text].to_numpy() if schema.item_text else None
-    pairs = candidate_scores(model, query, items, retrieved, query_text, item_text)
     price = catalog[schema.item_price].to_numpy(np.float64)
-    signals = {"ctr": pairs["ctr"], "price": price[retrieved]}
-    if "relevance" in pairs:
-        signals["relevance"] = pairs["relevance"]
+    user_value = None
     if getattr(model, "value_task", None) is not None:
-        signals["user_value"] = predict_user_value(model, sessions)["user_value"].reshape(-1)
+        user_value = predict_user_value(model, sessions)["user_value"].reshape(-1)
     relevance_max = float(schema.relevance_range[1]) if schema.relevance_range else 1.0
+
+    def ranked(fusion):
+        """The `rank` signature's steps: candidates by the retrieval logit's objective, reranked by the heads'."""
+        coarse = {"log_ctr": logits, "price": np.broadcast_to(price[None, :], logits.shape)}
+        if user_value is not None:
+            coarse["user_value"] = user_value
+        retrieved = business.top_k(np.asarray(fusion(coarse)), candidates)
+        pairs = candidate_scores(model, query, items, retrieved, query_text, item_text)
+        signals = {"ctr": pairs["ctr"], "price": price[retrieved]}
+        if "relevance" in pairs:
+            signals["relevance"] = pairs["relevance"]
+        if user_value is not None:
+            signals["user_value"] = user_value
+        return np.take_along_axis(retrieved, business.top_k(np.asarray(fusion(signals)), k), 1)
 
     attractiveness = 1.0 / (1.0 + np.exp(-sim.true_click_logits(sessions.session_id.to_numpy())))
     exam = business.examination_curve(k, sim.config.position_bias)
@@ -127,9 +139,8 @@ def fusion_tradeoff(
 
     model_points = []
     for p in price_weights:
-        fused = ObjectiveFusion(**{**base, "price_weight": float(p)}, relevance_max=relevance_max)(signals)
-        ranking = np.take_along_axis(retrieved, business.top_k(np.asarray(fused), k), 1)
-        clicks, revenue = value(ranking)
+        fusion = ObjectiveFusion(**{**base, "price_weight": float(p)}, relevance_max=relevance_max)
+        clicks, revenue = value(ranked(fusion))
         model_points.append({"price_weight": float(p), "clicks": clicks, "revenue": revenue})
     if oracle_weights is None:
         oracle_weights = np.linspace(0.0, max(1.0, float(max(price_weights))), 13)

@@ -52,6 +52,18 @@ def _mask_excluded(scores, item_positions, excluded):
     return tf.where(hit, tf.constant(-np.inf, scores.dtype), scores)
 
 
+def mask_excluded_rows(scores, excluded):
+    """`scores` `[B, N]` with `-inf` at the excluded catalog rows (`excluded` `[B, E]`, -1 = none).
+
+    Exclusions are written into the scores (a scatter of -inf), so the cost is
+    O(B x E), not a [B, E, N] one-hot.
+    """
+    excluded = tf.cast(excluded, tf.int64)
+    where = tf.where(excluded >= 0)  # [M, 2]: (row, column of excluded)
+    cells = tf.stack([where[:, 0], tf.gather_nd(excluded, where)], axis=1)
+    return tf.tensor_scatter_nd_update(scores, cells, tf.fill([tf.shape(cells)[0]], tf.constant(-np.inf, scores.dtype)))
+
+
 class BruteForceIndex:
     """Exact scan: `query @ embeddings.T`, then `top_k`."""
 
@@ -74,15 +86,7 @@ class BruteForceIndex:
 
     def top_k(self, query, excluded, width):
         scores = tf.matmul(query, self._holder.catalog_embeddings, transpose_b=True)  # [B, N]
-        # Exclusions are written into the scores (a scatter of -inf), so the
-        # cost is O(B x E), not a [B, E, N] one-hot.
-        excluded = tf.cast(excluded, tf.int64)
-        where = tf.where(excluded >= 0)  # [M, 2]: (row, column of excluded)
-        cells = tf.stack([where[:, 0], tf.gather_nd(excluded, where)], axis=1)
-        scores = tf.tensor_scatter_nd_update(
-            scores, cells, tf.fill([tf.shape(cells)[0]], tf.constant(-np.inf, scores.dtype))
-        )
-        top = tf.math.top_k(scores, k=width)
+        top = tf.math.top_k(mask_excluded_rows(scores, excluded), k=width)
         return top.values, top.indices
 
 

@@ -66,7 +66,7 @@ import tensorflow as tf
 
 from tfrec.data.pipeline import feature_spec, fit_history
 from tfrec.export.ops import version_numbers
-from tfrec.export.retrieval_index import BruteForceIndex, make_index
+from tfrec.export.retrieval_index import BruteForceIndex, make_index, mask_excluded_rows
 from tfrec.layers.objective_fusion import WEIGHTS as FUSION_WEIGHTS
 from tfrec.layers.objective_fusion import ObjectiveFusion
 from tfrec.models.inference import encode_items, features_of, tower_outputs
@@ -230,7 +230,7 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, inde
             "scores": tf.where(keep, values, tf.constant(-np.inf, values.dtype)),
         }
 
-    rank = _rank_endpoint(model, holder, index, max_k) if "rank" in signature_names(model) else None
+    rank = _rank_endpoint(model, holder, max_k) if "rank" in signature_names(model) else None
 
     both = {**user_spec, **item_spec}
     retrieve_spec = {
@@ -264,9 +264,13 @@ def attach_ranking_catalog(model, holder, catalog: pd.DataFrame) -> None:
     holder.ranking_item_price = tf.Variable(prices, trainable=False)
 
 
-def _rank_endpoint(model, holder, index, max_k):
+def _rank_endpoint(model, holder, max_k):
     """`rank`: retrieve `fusion.candidates` items, score them with the CTR (and relevance, value) heads, order by
-    the fused objective (`ObjectiveFusion`, weights from the config or the request's `*_weight` inputs)."""
+    the fused objective (`ObjectiveFusion`, weights from the config or the request's `*_weight` inputs).
+
+    Candidates come from a scan of the whole catalog (not the retrieval index) by the objective with the
+    retrieval logit `score / temperature` in place of `log(ctr)`, so the price weight shapes them too.
+    """
     schema = model.schema
     fusion_config = model.config.fusion
     relevance_max = float(schema.relevance_range[1]) if schema.relevance_range else 1.0
@@ -275,6 +279,8 @@ def _rank_endpoint(model, holder, index, max_k):
     )
     num_items = int(holder.catalog_ids.shape[0])
     width = max(1, min(int(fusion_config.candidates), num_items))
+    temperature = float(model.config.temperature)
+    has_value = getattr(model, "value_task", None) is not None
 
     def rank(features):
         features = dict(features)
@@ -284,17 +290,24 @@ def _rank_endpoint(model, holder, index, max_k):
         user = fit_history(features, schema)
         query = model.query_outputs(user)
         excluded_index = holder.catalog_index.lookup(exclude)
-        retrieval_scores, positions = index.top_k(query["embedding"], excluded_index, width)
-        valid = tf.logical_and(positions >= 0, tf.math.is_finite(retrieval_scores))
-        rows = tf.maximum(positions, 0)
+        user_value = model.predict_user_value(user)["user_value"] if has_value else None
+        # Candidates: the whole catalog by the objective with the retrieval logit in place of log(ctr).
+        logits = tf.matmul(query["embedding"], holder.ranking_item_embedding, transpose_b=True) / temperature
+        coarse = {"log_ctr": logits, "price": tf.broadcast_to(holder.ranking_item_price[None, :], tf.shape(logits))}
+        if user_value is not None:
+            coarse["user_value"] = user_value
+        coarse_scores = mask_excluded_rows(fusion(coarse, weights=overrides), excluded_index)
+        retrieved = tf.math.top_k(coarse_scores, k=width)
+        valid = tf.math.is_finite(retrieved.values)
+        rows = retrieved.indices
         items = {"embedding": holder.ranking_item_embedding, "hidden": holder.ranking_item_hidden}
         query_text = user.get(schema.query_text) if schema.query_text else None
         pairs = model.score_candidates(query, items, rows, query_text, holder.ranking_item_text)
         signals = {"ctr": pairs["ctr"], "price": tf.gather(holder.ranking_item_price, rows)}
         if "relevance" in pairs:
             signals["relevance"] = pairs["relevance"]
-        if getattr(model, "value_task", None) is not None:
-            signals["user_value"] = model.predict_user_value(user)["user_value"]
+        if user_value is not None:
+            signals["user_value"] = user_value
         fused = tf.where(valid, fusion(signals, weights=overrides), tf.constant(-np.inf, tf.float32))
         shown = tf.minimum(tf.minimum(tf.reduce_max(k), max_k), width)
         top = tf.math.top_k(fused, k=tf.maximum(shown, 1))

@@ -19,6 +19,12 @@ tilting that attribute. `c = 1, p = 0` ranks by expected clicks;
 (`tfrec.evaluation.business`); values between trade clicks for revenue.
 Prices and values are clipped at `1e-6` below, so `log` stays finite.
 
+Candidates for the ranking stage come from retrieval by the same objective
+with the two-tower logit `score / temperature` (the in-batch softmax's
+estimate of the log-probability of a click, up to a constant per query) in
+place of `log(ctr)`: with `p > 0`, expensive items a click model would rank
+well are retrieved too (`log_ctr` in `signals`).
+
 Weights come from the config and can be overridden per row (the `rank`
 signature's `*_weight` inputs): `call`'s `weights` maps a weight name to a
 `[batch]` tensor.
@@ -51,8 +57,9 @@ class ObjectiveFusion(keras.layers.Layer):
         relevance_max: the top of the relevance label's range.
 
     Call arguments:
-        signals: dict of `[batch, candidates]` tensors `ctr`, and where their
-            weight is used, `relevance` and `price`; `user_value` is `[batch]`.
+        signals: dict of `[batch, candidates]` tensors `ctr` (or its log,
+            `log_ctr`), and where their weight is used, `relevance` and
+            `price`; `user_value` is `[batch]`.
         weights: optional dict of weight name -> `[batch]` (or scalar)
             overrides of the defaults.
     """
@@ -93,9 +100,12 @@ class ObjectiveFusion(keras.layers.Layer):
         return out
 
     def call(self, signals, weights=None):
-        ctr = tf.cast(signals["ctr"], "float32")
-        w = self.weight_values(tf.shape(ctr)[0], weights)
-        v = w["click_weight"] * tf.math.log(tf.maximum(ctr, _FLOOR))
+        if "log_ctr" in signals:
+            log_ctr = tf.cast(signals["log_ctr"], "float32")
+        else:
+            log_ctr = tf.math.log(tf.maximum(tf.cast(signals["ctr"], "float32"), _FLOOR))
+        w = self.weight_values(tf.shape(log_ctr)[0], weights)
+        v = w["click_weight"] * log_ctr
         if "relevance" in signals:
             v += w["relevance_weight"] * tf.cast(signals["relevance"], "float32") / self.relevance_max
         if "price" in signals:

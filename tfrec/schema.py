@@ -34,6 +34,12 @@ item_price: price
 click_label: clicked
 event_time: ts
 ```
+
+Two roles weight the training losses instead of feeding the model:
+`sample_weight` (a finite float >= 0 per row; each task's loss is the
+weighted mean over the batch) and `propensity` (the probability in (0, 1]
+with which the logging policy showed the row; `ModelConfig.weight_by_inverse_propensity`
+divides the weight by it, and off-policy evaluation reads it).
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ class Role(str, enum.Enum):
     RELEVANCE_LABEL = "relevance_label"
     EVENT_TIME = "event_time"
     POSITION = "position"
+    SAMPLE_WEIGHT = "sample_weight"
+    PROPENSITY = "propensity"
 
 
 class Kind(str, enum.Enum):
@@ -78,6 +86,8 @@ class Kind(str, enum.Enum):
     NONNEGATIVE = "nonnegative"  # float >= 0 (price, value)
     BOUNDED = "bounded"  # float within [min, max] (graded relevance)
     TIME = "time"  # timestamp
+    WEIGHT = "weight"  # finite float >= 0 (per-row loss weight)
+    PROPENSITY = "propensity"  # float in (0, 1] (logging-policy probability)
 
 
 ROLE_KIND = {
@@ -96,6 +106,8 @@ ROLE_KIND = {
     Role.RELEVANCE_LABEL: Kind.BOUNDED,
     Role.EVENT_TIME: Kind.TIME,
     Role.POSITION: Kind.NUMERIC,
+    Role.SAMPLE_WEIGHT: Kind.WEIGHT,
+    Role.PROPENSITY: Kind.PROPENSITY,
 }
 
 # Roles whose column may hold several names.
@@ -126,6 +138,8 @@ ITEM_ROLES = (
     Role.ITEM_PRICE,
 )
 LABEL_ROLES = (Role.CLICK_LABEL, Role.VALUE_LABEL, Role.RELEVANCE_LABEL)
+# Per-row weights of the training losses: not model inputs, they travel with the labels.
+WEIGHT_ROLES = (Role.SAMPLE_WEIGHT, Role.PROPENSITY)
 
 
 def is_relevant(relevance, relevance_range):
@@ -178,6 +192,14 @@ class FeatureSchema:
         position: 1-based display position of a logged impression. The CTR
             head reads it in training to separate position bias from
             relevance; serving scores as if at position 1.
+        sample_weight: per-row weight of every training loss (finite,
+            >= 0; 0 leaves the row out). Each task's loss is the weighted
+            mean `sum(w * loss) / sum(w)` over the batch's rows.
+        propensity: the probability in (0, 1] that the logging policy
+            showed the row (the item at its position). With
+            `ModelConfig.weight_by_inverse_propensity` the training weight
+            is `sample_weight / propensity` (inverse propensity weighting);
+            off-policy evaluation reads it too.
         history_length: how many history items the model reads.
     """
 
@@ -197,6 +219,8 @@ class FeatureSchema:
     relevance_range: tuple[float, float] = (0.0, 3.0)
     event_time: str | None = None
     position: str | None = None
+    sample_weight: str | None = None
+    propensity: str | None = None
     history_length: int = 20
 
     def __post_init__(self):
@@ -263,6 +287,11 @@ class FeatureSchema:
     @property
     def label_names(self) -> list[str]:
         return self.column_names(LABEL_ROLES)
+
+    @property
+    def weight_names(self) -> list[str]:
+        """Columns that weight the losses (`sample_weight`, `propensity`)."""
+        return self.column_names(WEIGHT_ROLES)
 
     @property
     def user_feature_names(self) -> list[str]:

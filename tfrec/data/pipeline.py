@@ -10,7 +10,12 @@ Elements are `(features, labels)`: `features` maps each feature column name of
 the schema to a batched tensor (strings for ids, text and categoricals,
 float32 for numerics, a `[batch, history_length]` string tensor for the
 history, left-padded with `""`), and `labels` maps `"click"`, `"value"` and
-`"relevance"` (those the schema has) to float32 tensors.
+`"relevance"` (those the schema has) to float32 tensors. The schema's
+`sample_weight` and `propensity` columns travel with the labels too, as
+`labels["sample_weight"]` and `labels["propensity"]` (float32), never as
+features: the task losses weight each row by them (`tfrec.tasks.task.sample_weight`).
+A schema without them yields exactly the elements it did before (no weight key:
+every row weighs 1).
 
 Example:
 
@@ -41,6 +46,14 @@ LABEL_KEYS = {
     Role.VALUE_LABEL: "value",
     Role.RELEVANCE_LABEL: "relevance",
 }
+#: Keys of the per-row loss weights in the labels dict.
+SAMPLE_WEIGHT_KEY = "sample_weight"
+PROPENSITY_KEY = "propensity"
+WEIGHT_KEYS = {
+    Role.SAMPLE_WEIGHT: SAMPLE_WEIGHT_KEY,
+    Role.PROPENSITY: PROPENSITY_KEY,
+}
+_NOT_FEATURES = (*LABEL_KEYS, *WEIGHT_KEYS, Role.EVENT_TIME)
 
 
 def pad_history(lists: Iterable, length: int | None = None) -> np.ndarray:
@@ -79,7 +92,7 @@ def fit_history(features: dict, schema: FeatureSchema) -> dict:
 def feature_spec(schema: FeatureSchema) -> dict[str, tf.TensorSpec]:
     spec = {}
     for col in schema.columns():
-        if col.role in LABEL_KEYS or col.role == Role.EVENT_TIME:
+        if col.role in _NOT_FEATURES:
             continue
         if col.kind == Kind.ID_LIST:
             spec[col.name] = tf.TensorSpec([None, schema.history_length], tf.string)
@@ -91,7 +104,9 @@ def feature_spec(schema: FeatureSchema) -> dict[str, tf.TensorSpec]:
 
 
 def label_spec(schema: FeatureSchema) -> dict[str, tf.TensorSpec]:
-    return {key: tf.TensorSpec([None], tf.float32) for role, key in LABEL_KEYS.items() if schema.has(role)}
+    """Specs of the labels dict: the schema's labels, then its loss weights (`WEIGHT_KEYS`)."""
+    keys = {**LABEL_KEYS, **WEIGHT_KEYS}
+    return {key: tf.TensorSpec([None], tf.float32) for role, key in keys.items() if schema.has(role)}
 
 
 def to_tensors(
@@ -100,10 +115,12 @@ def to_tensors(
     """Converts validated rows to the numpy arrays the pipeline feeds.
 
     `df` must be the `valid` frame of a `ValidationReport` (typed columns).
+    With `labels`, the second dict holds the labels and the loss weights
+    (`sample_weight`, `propensity`) the schema has.
     """
     features = {}
     for col in schema.columns():
-        if col.role in LABEL_KEYS or col.role == Role.EVENT_TIME:
+        if col.role in _NOT_FEATURES:
             continue
         values = df[col.name]
         if col.kind == Kind.ID_LIST:
@@ -114,7 +131,7 @@ def to_tensors(
             features[col.name] = values.to_numpy(dtype=np.float32, na_value=np.nan)
     label_arrays = {}
     if labels:
-        for role, key in LABEL_KEYS.items():
+        for role, key in {**LABEL_KEYS, **WEIGHT_KEYS}.items():
             name = getattr(schema, role.value)
             if name:
                 label_arrays[key] = df[name].to_numpy(dtype=np.float32)

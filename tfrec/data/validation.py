@@ -7,7 +7,8 @@ Two kinds of problems are told apart:
   unusable: `validate` raises `SchemaValidationError`, whose message names
   every such column, how many rows are affected and the problem.
 * Row-level problems (null in a required field, negative price, empty text,
-  a label out of range, a value that does not parse) reject the row. Rejected
+  a label out of range, a negative or infinite sample weight, a propensity
+  outside (0, 1], a value that does not parse) reject the row. Rejected
   rows are kept, with their reason, in `ValidationReport.rejected`; nothing is
   dropped silently: `rows_read == rows_used + rows_rejected` always holds.
   With `on_bad_rows="raise"`, any row-level problem raises instead.
@@ -275,6 +276,20 @@ class _ColumnChecker:
                 "negative value",
                 negative,
                 f"min {np.nanmin(values[negative]) if negative.any() else ''}",
+            )
+
+    def _check_weight(self, s, null):
+        # NaN is a null (a required field); inf is "not finite"; below 0 is "negative value".
+        self._check_nonnegative(s, null)
+
+    def _check_propensity(self, s, null):
+        values = self._check_numeric(s, null)
+        if values is not None:
+            bad = np.isfinite(values) & ((values <= 0) | (values > 1))
+            self.row_problem(
+                "propensity out of range",
+                bad,
+                f"expected a probability in (0, 1], got e.g. {_sample(np.unique(values[bad]))}",
             )
 
     def _check_binary(self, s, null):

@@ -94,7 +94,16 @@ SIGNATURES = ("serving_default", "score", "encode_query", "encode_item", "user_v
 #: Inputs of `retrieve` that are not table columns.
 RETRIEVE_EXTRA = ("k", "exclude_item_ids")
 # Kinds whose text values are parsed (numbers, times, id lists): a chunk in which none parses is rejected row by row.
-_PARSED_KINDS = (Kind.NUMERIC, Kind.NONNEGATIVE, Kind.BINARY, Kind.BOUNDED, Kind.TIME, Kind.ID_LIST)
+_PARSED_KINDS = (
+    Kind.NUMERIC,
+    Kind.NONNEGATIVE,
+    Kind.BINARY,
+    Kind.BOUNDED,
+    Kind.TIME,
+    Kind.ID_LIST,
+    Kind.WEIGHT,
+    Kind.PROPENSITY,
+)
 _ROW = "__tfrec_row"  # the row number, carried through validation (an unmapped column passes unchanged)
 
 

@@ -9,6 +9,12 @@ for popular items being over-sampled as negatives (keras-rs
 `SamplingProbabilityCorrection`, Yi et al., RecSys 2019), and optionally keeps
 only the hardest negatives (keras-rs `HardNegativeMining`).
 
+The loss is the weighted mean (`tfrec.losses.weighting.weighted_mean`) of
+each query row's softmax cross-entropy over the positive rows (`weights`),
+each weighted by its `sample_weight`. Weighting is per query row: a row of
+weight 0 adds nothing to the loss and gets no gradient from it, but its item
+stays a negative for the other queries of the batch.
+
 Example:
 
 ```python
@@ -21,6 +27,8 @@ loss = loss_layer(emb, emb, item_index=tf.constant([0, 1, 2, 2]), sampling_proba
 import keras
 import keras_rs
 import tensorflow as tf
+
+from tfrec.losses.weighting import weighted_mean
 
 
 def _gather_across_replicas(items, item_index, sampling_probability):
@@ -88,13 +96,11 @@ class InBatchSoftmaxRetrievalLoss(keras.layers.Layer):
             logits, labels = self.hard_negatives(logits, labels)
         return logits, labels
 
-    def call(self, query, items, item_index=None, sampling_probability=None, weights=None):
+    def call(self, query, items, item_index=None, sampling_probability=None, weights=None, sample_weight=None):
+        """Scalar loss; `weights`: 1 on the positive rows, 0 elsewhere (None: all); `sample_weight`: per row."""
         logits, labels = self.logits_and_labels(query, items, item_index, sampling_probability)
         per_row = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-        if weights is None:
-            return tf.reduce_mean(per_row)
-        weights = tf.cast(weights, per_row.dtype)
-        return tf.reduce_sum(per_row * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+        return weighted_mean(per_row, sample_weight, mask=weights)
 
     def get_config(self):
         config = super().get_config()

@@ -5,6 +5,14 @@ The model sums the weighted losses of its tasks (`weighted_losses`); Keras
 both call it, so both train the same objective. Each task updates its own
 metrics. Subclasses implement `call` and list their tasks in `self.tasks`.
 
+Per-row weights travel in the `y` dict (`y["sample_weight"]`, the schema's
+`sample_weight` column; `tfrec.data.pipeline`), so `fit` and the `Trainer`
+weight the same way; each task takes the weighted mean of its per-row losses
+(`tfrec.losses.weighting`). With `ModelConfig.weight_by_inverse_propensity`
+the weight is divided by `y["propensity"]`, clipped below at
+`MIN_PROPENSITY` (`loss_labels`). A weight given to Keras `fit` as
+`sample_weight` multiplies it.
+
 Example:
 
 ```python
@@ -18,8 +26,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfrec.data.pipeline import PROPENSITY_KEY, SAMPLE_WEIGHT_KEY
 from tfrec.models.config import ModelConfig
 from tfrec.schema import FeatureSchema
+
+#: Inverse propensity weights use `max(propensity, MIN_PROPENSITY)`: a row weighs at most 100x its sample weight.
+MIN_PROPENSITY = 0.01
 
 
 class TaskModel(keras.Model):
@@ -32,6 +44,12 @@ class TaskModel(keras.Model):
         super().__init__(**kwargs)
         self.schema = schema if isinstance(schema, FeatureSchema) else FeatureSchema.from_dict(schema)
         self.config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
+        if self.config.weight_by_inverse_propensity and not self.schema.propensity:
+            raise ValueError(
+                "model.weight_by_inverse_propensity: true needs the schema's 'propensity' column "
+                "(the logging policy's probability of each row), but the schema maps none; "
+                "map it (propensity: <column>) or set weight_by_inverse_propensity: false"
+            )
         self.tasks = []
 
     @property
@@ -90,14 +108,47 @@ class TaskModel(keras.Model):
         """What the tasks' losses read beyond `y_pred` (subclasses add e.g. item indices)."""
         return y_pred
 
+    def loss_labels(self, y, sample_weight=None):
+        """`y` with the per-row loss weight the tasks read (`y["sample_weight"]`; absent: every row weighs 1).
+
+        The weight is the schema's `sample_weight` column, times Keras's
+        `sample_weight` if `fit` was given one, divided by
+        `max(propensity, MIN_PROPENSITY)` with `weight_by_inverse_propensity`.
+        `y` comes back unchanged (the same object) when none of them applies.
+        """
+        y = y or {}
+        if sample_weight is not None:
+            if isinstance(sample_weight, (dict, list, tuple)):
+                raise ValueError(
+                    "TaskModel: sample_weight must be one [batch] array for every task, got a "
+                    f"{type(sample_weight).__name__} (Keras makes one per label from a single array given with a "
+                    f"dict y); put the weights in y['{SAMPLE_WEIGHT_KEY}'] or the schema's sample_weight column"
+                )
+            y = dict(y)
+            weight = tf.reshape(tf.cast(sample_weight, "float32"), [-1])
+            if SAMPLE_WEIGHT_KEY in y:
+                weight = weight * tf.cast(y[SAMPLE_WEIGHT_KEY], "float32")
+            y[SAMPLE_WEIGHT_KEY] = weight
+        if self.config.weight_by_inverse_propensity and PROPENSITY_KEY in y:
+            y = dict(y)
+            inverse = 1.0 / tf.maximum(tf.cast(y[PROPENSITY_KEY], "float32"), MIN_PROPENSITY)
+            if SAMPLE_WEIGHT_KEY in y:
+                inverse = inverse * tf.cast(y[SAMPLE_WEIGHT_KEY], "float32")
+            y[SAMPLE_WEIGHT_KEY] = inverse
+        return y
+
     def task_losses(self, x, y, y_pred) -> dict:
         """Unweighted loss of each task whose label `y` holds, as a dict of scalars."""
         outputs = self.task_inputs(x, y_pred)
         return {t.name: t.compute_loss(y, outputs, x) for t in self.tasks if t.has_label(y)}
 
-    def weighted_losses(self, x, y, y_pred):
-        """`(total, losses)`: the weighted sum of the task losses (plus layer losses) and each task's loss."""
-        losses = self.task_losses(x, y or {}, y_pred)
+    def weighted_losses(self, x, y, y_pred, sample_weight=None):
+        """`(total, losses)`: the weighted sum of the task losses (plus layer losses) and each task's loss.
+
+        Each task's loss is the weighted mean over its rows of the per-row
+        weights of `loss_labels(y, sample_weight)`.
+        """
+        losses = self.task_losses(x, self.loss_labels(y, sample_weight), y_pred)
         weights = self.config.loss_weights
         terms = [tf.cast(weights[k], "float32") * tf.cast(v, "float32") for k, v in losses.items()]
         terms += [tf.cast(v, "float32") for v in self.losses]
@@ -105,7 +156,7 @@ class TaskModel(keras.Model):
         return total, losses
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        total, losses = self.weighted_losses(x, y, y_pred)
+        total, losses = self.weighted_losses(x, y, y_pred, sample_weight)
         for task in self.tasks:
             if task.name in losses:
                 task.loss_tracker.update_state(losses[task.name])
@@ -116,9 +167,10 @@ class TaskModel(keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         y = y or {}
+        outputs = self.task_inputs(x, y_pred)  # what the losses read (e.g. the rows' item indices, categories)
         for task in self.tasks:
             if task.label is not None and task.has_label(y):
-                task.update_metrics(y, y_pred)
+                task.update_metrics(y, outputs)
         return self.get_metrics_result()
 
     # ---------------------------------------------------------------- config

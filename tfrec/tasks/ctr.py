@@ -4,7 +4,9 @@ P(click) = P(seen | position) * P(click | seen) (Guo et al., RecSys 2019):
 `P(seen | position)` is learnt from logged positions (a per-position logit
 starting at 0), `P(click | seen)` from the ranking input plus the two-tower
 score (MLPs learn dot products poorly, Rendle et al., RecSys 2020). Scoring
-without a position scores position 1. Loss: binary cross-entropy; metric: AUC.
+without a position scores position 1. Loss: binary cross-entropy, the
+weighted mean over the rows (`sample_weight` in the labels; 1 without);
+metric: AUC.
 
 Example:
 
@@ -19,7 +21,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfrec.tasks.task import SCORE_SLOPE, ScoreOnlyInitializer, Task
+from tfrec.losses.weighting import weighted_mean
+from tfrec.tasks.task import SCORE_SLOPE, ScoreOnlyInitializer, Task, sample_weight
 
 
 @keras.saving.register_keras_serializable(package="tfrec")
@@ -80,11 +83,10 @@ class CtrTask(Task):
         return {"ctr_logit": log_p - log_not_p, "ctr": tf.exp(log_p)}
 
     def compute_loss(self, labels, outputs, features):
-        return tf.reduce_mean(
-            tf.nn.sigmoid_cross_entropy_with_logits(
-                labels=tf.cast(labels["click"], "float32"), logits=outputs["ctr_logit"]
-            )
+        per_row = tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=tf.cast(labels["click"], "float32"), logits=outputs["ctr_logit"]
         )
+        return weighted_mean(per_row, sample_weight(labels))
 
     def update_metrics(self, labels, outputs):
         self.auc.update_state(labels["click"], outputs["ctr"])

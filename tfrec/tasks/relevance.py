@@ -1,8 +1,9 @@
 """`RelevanceTask`: graded relevance of a (query, item) pair, regressed onto the label range.
 
 The head maps the ranking input (and, with `start_from_score`, the
-two-tower score) to `low + (high - low) * sigmoid(logit)`; loss: mean squared
-error; metric: RMSE. `start_from_score` starts the head as
+two-tower score) to `low + (high - low) * sigmoid(logit)`; loss: squared
+error, the weighted mean over the rows (`sample_weight` in the labels; 1
+without); metric: RMSE. `start_from_score` starts the head as
 `sigmoid(SCORE_SLOPE * score)`: the untrained model ranks by the two-tower
 score, which with a pretrained text encoder is (mostly) the encoder's
 zero-shot cosine (`Tower.text_share`).
@@ -20,7 +21,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfrec.tasks.task import SCORE_SLOPE, ScoreOnlyInitializer, Task
+from tfrec.losses.weighting import weighted_mean
+from tfrec.tasks.task import SCORE_SLOPE, ScoreOnlyInitializer, Task, sample_weight
 
 
 @keras.saving.register_keras_serializable(package="tfrec")
@@ -56,7 +58,8 @@ class RelevanceTask(Task):
         return {"relevance": low + (high - low) * tf.sigmoid(raw)}
 
     def compute_loss(self, labels, outputs, features):
-        return tf.reduce_mean(tf.square(outputs["relevance"] - tf.cast(labels["relevance"], "float32")))
+        per_row = tf.square(outputs["relevance"] - tf.cast(labels["relevance"], "float32"))
+        return weighted_mean(per_row, sample_weight(labels))
 
     def update_metrics(self, labels, outputs):
         self.rmse.update_state(labels["relevance"], outputs["relevance"])

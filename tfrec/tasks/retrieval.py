@@ -4,6 +4,9 @@ Positives are the rows with a click (or, without clicks, a graded relevance
 in the upper half of its range: `is_relevant`); the other items of the batch
 (gathered across replicas) are the negatives, corrected for their sampling
 probability (logQ) and with in-batch duplicates of the positive masked.
+Each positive query row's loss is weighted by its `sample_weight` (in the
+labels; 1 without); a row of weight 0 adds nothing, while its item stays a
+negative for the other queries.
 
 Example:
 
@@ -22,7 +25,7 @@ import tensorflow as tf
 
 from tfrec.losses.retrieval import InBatchSoftmaxRetrievalLoss
 from tfrec.schema import is_relevant
-from tfrec.tasks.task import Task
+from tfrec.tasks.task import Task, sample_weight
 
 
 @keras.saving.register_keras_serializable(package="tfrec")
@@ -92,7 +95,12 @@ class RetrievalTask(Task):
         if item_index is not None and self.item_sampling_probability is not None:
             prob = tf.gather(self.item_sampling_probability, item_index)
         return self.loss_fn(
-            outputs["query_embedding"], outputs["item_embedding"], item_index, prob, self.positive_weights(labels)
+            outputs["query_embedding"],
+            outputs["item_embedding"],
+            item_index,
+            prob,
+            self.positive_weights(labels),
+            sample_weight=sample_weight(labels),
         )
 
     def get_config(self):

@@ -10,6 +10,14 @@ Subclasses set `label` (the key of the label in the `y` dict the data
 pipeline yields, or None for a task that needs no label) and implement
 `call`, `compute_loss` and `update_metrics`.
 
+Per-row weights: the `y` dict may hold `"sample_weight"` (the schema's
+`sample_weight` column, divided by the propensity where the model config asks
+for it: `TaskModel.loss_labels`). Every task reduces its per-row losses with
+`tfrec.losses.weighting.weighted_mean(per_row, sample_weight(labels), mask)`:
+`sum(w * loss) / sum(w)` over the rows it has a label for. Without the key
+every row weighs 1 and the loss is what it was unweighted, bit for bit.
+Metrics stay unweighted.
+
 Example:
 
 ```python
@@ -31,6 +39,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrec.data.pipeline import SAMPLE_WEIGHT_KEY
+
 
 class Task(keras.layers.Layer):
     """One objective. Args: `name` (the task name: loss `"<name>_loss"`), Keras layer kwargs."""
@@ -49,7 +59,10 @@ class Task(keras.layers.Layer):
         return self.label is None or (labels is not None and self.label in labels)
 
     def compute_loss(self, labels, outputs, features):
-        """Unweighted scalar loss of this task."""
+        """Scalar loss of this task: the mean of its per-row losses weighted by `sample_weight(labels)`.
+
+        Not multiplied by the task's `loss_weights` entry (the model does that).
+        """
         raise NotImplementedError
 
     def update_metrics(self, labels, outputs) -> None:
@@ -84,6 +97,13 @@ class ScoreOnlyInitializer(keras.initializers.Initializer):
 
     def get_config(self):
         return {"score_weight": self.score_weight}
+
+
+def sample_weight(labels):
+    """The `[batch]` float32 per-row loss weight in `labels` (the `y` dict), or None: every row weighs 1."""
+    if not labels or SAMPLE_WEIGHT_KEY not in labels:
+        return None
+    return tf.reshape(tf.cast(labels[SAMPLE_WEIGHT_KEY], "float32"), [-1])
 
 
 def masked_label(labels, key):

@@ -2,7 +2,8 @@
 
 Zero-inflated lognormal (Wang et al., 2019: P(spends), and the lognormal of
 the amount) or MSE / Huber on the raw value. Labels given as NaN are withheld
-(held-out users) and skipped. The profile can be read detached: one user's
+(held-out users) and skipped: the loss is the weighted mean over the rows
+with a known label (`sample_weight` in the labels; 1 without). The profile can be read detached: one user's
 value label repeats on every row of that user, and letting it train shared
 embeddings makes them memorise users. Metric: RMSE on known labels.
 
@@ -20,8 +21,9 @@ import keras
 import tensorflow as tf
 
 from tfrec.layers.mlp import mlp
+from tfrec.losses.weighting import weighted_mean
 from tfrec.losses.ziln import ziln_expected_value, ziln_loss_per_example, ziln_probability
-from tfrec.tasks.task import Task, masked_label
+from tfrec.tasks.task import Task, masked_label, sample_weight
 
 VALUE_LOSSES = ("ziln", "mse", "huber")
 
@@ -69,8 +71,7 @@ class UserValueTask(Task):
             per_row = tf.square(outputs["user_value"] - label)
         else:
             per_row = keras.losses.huber(label[:, None], outputs["user_value"][:, None], delta=1.0)
-        mask = tf.cast(known, "float32")
-        return tf.reduce_sum(per_row * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+        return weighted_mean(tf.reshape(per_row, [-1]), sample_weight(labels), mask=known)
 
     def update_metrics(self, labels, outputs):
         label, known = masked_label(labels, "value")

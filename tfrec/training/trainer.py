@@ -122,7 +122,8 @@ class Trainer:
 
     Args:
         model: a `tfrec.models.TaskModel` (anything with
-            `weighted_losses(x, y, y_pred)`) created in `strategy.scope()`.
+            `weighted_losses(x, y, y_pred)`; per-row loss weights travel in
+            `y`, as `y["sample_weight"]`) created in `strategy.scope()`.
         training: a `TrainingConfig`.
         output_dir: the run directory (written by the chief only).
         strategy: the strategy the model was built under; default the current one.

@@ -7,8 +7,9 @@
 in-process Keras model (`tfrec.models.inference`): `score` with
 `predict_dataframe`, `encode_query`/`encode_user` and `encode_item` with the
 query and item tower embeddings of that call, `user_value` with
-`predict_user_value`, and `retrieve` with the top k of query embeddings x
-catalog item embeddings (`encode_items`; ids and scores). It also asks for the
+`predict_user_value`, `retrieve` (and `retrieve_by_intent` with no boost
+and no filter) with the top k of query embeddings x catalog item embeddings
+(`encode_items`; ids and scores), `query_intent` with `predict_intent`. It also asks for the
 model's status and metadata over gRPC and REST. Numbers agree to `TOLERANCE`
 (max abs difference; REST's JSON numbers read as the output's dtype, as a
 client that knows the signature does); retrieved ids are equal (only where two
@@ -103,7 +104,61 @@ def expected_outputs(model, examples, catalog=None, k=10):
             "_catalog_scores": scores,
             "_catalog_ids": ids,
         }
+    if "rank" in signature_names(model) and catalog is not None:
+        out["rank"] = out["rank_weighted"] = _expected_rank(model, rows, catalog, k)
+    if "query_intent" in signature_names(model):  # the intent head's top categories; retrieval by intent, boost 0
+        from tfrec.export.saved_model import INTENT_TOP_CATEGORIES
+        from tfrec.models.inference import predict_intent
+
+        probabilities = predict_intent(model, rows)
+        top = np.argsort(-probabilities, axis=1, kind="stable")[:, : min(INTENT_TOP_CATEGORIES, probabilities.shape[1])]
+        names = np.array(model.intent_task.vocabulary, dtype=object)
+        out["query_intent"] = {"categories": names[top], "probabilities": np.take_along_axis(probabilities, top, 1)}
+        if catalog is not None:
+            category = catalog[model.intent_task.category_column].fillna("").astype(str).to_numpy()
+            out["retrieve_by_intent"] = {**out["retrieve"], "categories": category[order]}
     return out
+
+
+def _expected_rank(model, rows, catalog, k):
+    """`rank` in process, with the config's weights: candidates by the objective with the retrieval logit, the
+    CTR head's scores of them, the top `k` by the fused objective (`tfrec.evaluation.fusion` takes the same steps)."""
+    from tfrec.evaluation import business
+    from tfrec.export.saved_model import signature_names
+    from tfrec.layers.objective_fusion import WEIGHTS, ObjectiveFusion
+    from tfrec.models.inference import candidate_scores, predict_user_value, tower_outputs
+
+    schema = model.schema
+    relevance_max = float(schema.relevance_range[1]) if schema.relevance_range else 1.0
+    fusion = ObjectiveFusion(**{w: getattr(model.config.fusion, w) for w in WEIGHTS}, relevance_max=relevance_max)
+    query, items = tower_outputs(model, rows, "query"), tower_outputs(model, catalog, "item")
+    logits = query["embedding"] @ items["embedding"].T / model.config.temperature
+    price = catalog[schema.item_price].to_numpy(np.float64)
+    value = None
+    if "user_value" in signature_names(model):
+        value = predict_user_value(model, rows)["user_value"].reshape(-1)
+    coarse = {"log_ctr": logits, "price": np.broadcast_to(price[None, :], logits.shape)}
+    if value is not None:
+        coarse["user_value"] = value
+    width = min(model.config.fusion.candidates, len(catalog))
+    retrieved = business.top_k(np.asarray(fusion(coarse)), width)
+    query_text = rows[schema.query_text].to_numpy() if schema.query_text else None
+    item_text = catalog[schema.item_text].to_numpy() if schema.item_text else None
+    pairs = candidate_scores(model, query, items, retrieved, query_text, item_text)
+    signals = {"ctr": pairs["ctr"], "price": price[retrieved]}
+    if "relevance" in pairs:
+        signals["relevance"] = pairs["relevance"]
+    if value is not None:
+        signals["user_value"] = value
+    fused = np.asarray(fusion(signals))
+    top = business.top_k(fused, k)
+    ids = catalog[schema.item_id].astype(str).to_numpy()
+    chosen = np.take_along_axis(retrieved, top, 1)
+    return {
+        "item_ids": ids[chosen],
+        "scores": np.take_along_axis(fused, top, 1),
+        "ctr": np.take_along_axis(pairs["ctr"], top, 1),
+    }
 
 
 # ------------------------------------------------------------------ JSON

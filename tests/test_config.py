@@ -33,7 +33,7 @@ def error_of(config: dict) -> str:
         ),
         (
             {"model": {"loss_weights": {"clicks": 1.0}}},
-            "model.loss_weights: unknown 'clicks'; one of 'retrieval', 'ctr', 'value', 'relevance'",
+            "model.loss_weights: unknown 'clicks'; one of 'retrieval', 'ctr', 'value', 'relevance', 'intent'",
         ),
         (
             {"training": {"lr_schedule": "linear"}},
@@ -177,7 +177,7 @@ def test_defaults_are_unchanged_and_round_trip(tmp_path):
         None,
         "runs/quickstart",
     )
-    assert ModelConfig().loss_weights == {"retrieval": 1.0, "ctr": 1.0, "value": 0.3, "relevance": 0.3}
+    assert ModelConfig().loss_weights == {"retrieval": 1.0, "ctr": 1.0, "value": 0.3, "relevance": 0.3, "intent": 0.3}
     assert SimulatorConfig().num_users == 20_000
     config.to_yaml(tmp_path / "c.yaml")
     assert JobConfig.from_yaml(tmp_path / "c.yaml") == config

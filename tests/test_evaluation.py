@@ -5,6 +5,7 @@ import html.parser
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tfrec.evaluation import (
@@ -27,6 +28,7 @@ from tfrec.evaluation import (
     value_metrics,
 )
 from tfrec.evaluation import metrics as M
+from tfrec.evaluation.off_policy import off_policy_report
 
 # ------------------------------------------------------------ business value
 A = np.array([[0.5, 0.2, 0.1], [0.1, 0.4, 0.3]])  # P(click | seen), 2 queries x 3 items
@@ -168,7 +170,45 @@ def _synthetic_result():
         "retrieval": {**ranking_metrics(ranks, ks), "queries": 400},
         "value": {**value_metrics(value_y, value), "users": 500},
         "business": business,
+        "intent": {
+            "model": {"top1": 0.8, "top3": 0.95, "total_variation": 0.4},
+            "majority": {"top1": 0.1, "top3": 0.3, "total_variation": 0.3},
+            "top_retrieved": {"top1": 0.7, "top3": 0.9, "total_variation": 0.6},
+            "queries": 50,
+            "categories": 12,
+            "depth": 10,
+            "planted_top_share": 0.35,
+        },
     }
+    points = [{"price_weight": w, "clicks": 900 - 300 * w, "revenue": 50_000 + 30_000 * w} for w in (0.0, 0.5, 1.0)]
+    oracle = [{"price_weight": w, "clicks": 1200 - 400 * w, "revenue": 60_000 + 60_000 * w} for w in (0.0, 0.5, 1.0)]
+    for point in points:
+        point["frontier_revenue"] = 100_000.0
+        point["revenue_share_at_same_clicks"] = point["revenue"] / 100_000
+    metrics["fusion"] = {
+        "k": 5,
+        "candidates": 20,
+        "queries": 50,
+        "weights": {"click_weight": 1.0, "relevance_weight": 0.0, "value_weight": 0.0, "relevance_max": 3.0},
+        "model": points,
+        "oracle": oracle,
+        "best_price_weight": 1.0,
+        "best_revenue_share": 80_000 / 120_000,
+        "min_revenue_share_at_same_clicks": 0.5,
+    }
+    logs = pd.DataFrame(
+        {
+            "session_id": np.repeat(np.arange(200), 3),
+            "position": np.tile([1, 2, 3], 200),
+            "propensity": rng.uniform(0.2, 0.9, 600),
+            "click": (rng.random(600) < 0.2).astype(int),
+            "purchase_value": rng.exponential(10, 600),
+        }
+    )
+    ab = off_policy_report(logs, np.tile([2, 1, 3], 200), resamples=50)
+    ab["true_online"] = {"click": 0.6, "purchase_value": 6.0}
+    ab["true_logging"] = {"click": 0.55, "purchase_value": 5.0}
+    metrics["ab"] = ab
     return EvaluationResult(
         metrics=metrics,
         ks=ks,
@@ -264,7 +304,7 @@ def test_report_says_what_was_not_evaluated():
     )
     parser = _parse(text := render_report(only_value))
     assert parser.sections["value"]["images"] and not parser.sections["ctr"]["images"]
-    assert text.count("Not evaluated") == 3 and "(GBP)" in text
+    assert text.count("Not evaluated") == len(SECTIONS) - 1 and "(GBP)" in text
 
 
 def test_summary_has_every_section():
@@ -277,6 +317,7 @@ def test_summary_has_every_section():
         "Expected clicks@5",
         "Expected revenue@5",
         "of the oracle's",
+        "Intent top-1 accuracy",
     ):
         assert label in text
     assert len(text.splitlines()) < 30  # one screen

@@ -118,7 +118,7 @@ def test_saved_model_cli_lists_signatures(exported):
     out = subprocess.run(
         [cli, "show", "--dir", result.path, "--all"], capture_output=True, text=True, check=True
     ).stdout
-    for name in ("serving_default", "score", "encode_query", "encode_item", "retrieve", "user_value"):
+    for name in ("serving_default", "score", "encode_query", "encode_item", "retrieve", "user_value", "query_intent"):
         assert f"signature_def['{name}']" in out
     for needle in (
         "inputs['query'] tensor_info:",
@@ -134,8 +134,10 @@ def test_saved_model_cli_lists_signatures(exported):
     assert "outputs['item_ids'] tensor_info:\n        dtype: DT_STRING" in block
 
 
-def test_assets_extra_warmup_and_manifest(exported):
+def test_assets_extra_warmup_and_manifest(trained, exported):
     from tensorflow_serving.apis import prediction_log_pb2
+
+    from tfrec.export.saved_model import signature_names
 
     result, _ = exported
     extra = os.path.join(result.path, "assets.extra")
@@ -147,7 +149,8 @@ def test_assets_extra_warmup_and_manifest(exported):
         log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
         names.append(log.predict_log.request.model_spec.signature_name)
         assert log.predict_log.request.inputs
-    assert set(names) == {"serving_default", "score", "encode_query", "encode_item", "retrieve", "user_value"}
+    assert {"serving_default", "score", "encode_query", "encode_item", "retrieve", "user_value"} <= set(names)
+    assert {"query_intent", "retrieve_by_intent"} <= set(names) == set(signature_names(trained[2]))  # one each
 
 
 @pytest.fixture(scope="module")

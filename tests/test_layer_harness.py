@@ -15,7 +15,7 @@ from tfrec.layers.multi_task_block import MultiTaskBlock
 from tfrec.layers.numeric_features import NumericFeatures
 from tfrec.layers.objective_fusion import ObjectiveFusion
 from tfrec.layers.text_encoder import TextEncoder
-from tfrec.tasks import CtrTask, RelevanceTask, RetrievalTask, UserValueTask
+from tfrec.tasks import CtrTask, QueryIntentTask, RelevanceTask, RetrievalTask, UserValueTask
 from tfrec.towers import ItemTower, QueryTower
 
 B = 3
@@ -165,6 +165,11 @@ CASES = {
         UserValueTask("ziln", units=[4], name="value"),
         tf.ones([B, 5]),
         {"user_value": (B,), "value_logits": (B, 3), "value_probability": (B,)},
+    ),
+    "query_intent_task": lambda: (
+        QueryIntentTask(["shoes", "toys", "books", "pets"], category_column="brand", name="intent"),
+        tf.random.stateless_normal([B, 6], seed=[3, 4]),
+        {"intent_logits": (B, 4), "intent_probabilities": (B, 4)},
     ),
 }
 

@@ -180,7 +180,7 @@ def test_each_data_shape_builds_only_its_tasks(data, shape):
     elif shape == "clicks_only":
         schema.relevance_label = None
         schema.value_label = None
-        expected, absent = {"retrieval", "ctr"}, {"relevance", "user_value"}
+        expected, absent = {"retrieval", "ctr", "intent"}, {"relevance", "user_value"}
     else:  # one row per customer: user features and a value label, no item side
         for role in (
             "item_id",

@@ -388,9 +388,9 @@ def test_search_job_end_to_end(tmp_path):
     assert config.data.schema["query_text"] == "search_query" and os.path.isabs(config.data.paths[0])
     if (tmp_path / "run" / "report.html").exists():  # where this version has the HTML report
         assert (tmp_path / "run" / "report.html").read_text().count("<img") >= 3  # CTR and retrieval figures
-    _export_run(
-        tmp_path / "run", result["model"], ["serving_default", "score", "encode_query", "encode_item", "retrieve"]
-    )
+    # Clicks and an item category: the ranking stage and the query-intent signatures too.
+    search = ["serving_default", "score", "encode_query", "encode_item", "retrieve", "rank", "rank_weighted"]
+    _export_run(tmp_path / "run", result["model"], search + ["query_intent", "retrieve_by_intent"])
 
 
 def test_graded_search_job_end_to_end(tmp_path):

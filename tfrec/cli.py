@@ -8,6 +8,7 @@ tfrec evaluate --run-dir runs/quickstart [--output DIR]
 tfrec cold-start [--config ...] [--held-out 0.15]
 tfrec export runs/quickstart [--base-dir DIR] [--name NAME]      # or --model M.keras --catalog C.parquet --base-dir DIR
 tfrec serve --port=8500 --rest_api_port=8501 --model_name=tfrec --model_base_path=$PWD/runs/quickstart/models/tfrec
+tfrec ab --logs logs.parquet --candidate runs/new [--baseline runs/live] [--output ab/]
 tfrec predict runs/search --data new_rows.csv --output scored.parquet [--signature score] [--chunk-rows N]
 tfrec loadtest --target 127.0.0.1:8500 --examples runs/quickstart/examples.parquet --clients 16 --seconds 10
 tfrec simulate --out impressions.parquet [--sessions N] [--seed S] [--days N]
@@ -378,6 +379,19 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_ab(args) -> int:
+    _quiet_tensorflow()
+    from tfrec.jobs.offline_ab import format_table, offline_ab
+
+    result = offline_ab(
+        args.logs, args.candidate, baseline=args.baseline, output_dir=args.output, resamples=args.resamples
+    )
+    print(format_table(result))
+    if args.output:
+        print(f"wrote {os.path.join(args.output, 'ab.md')}, ab.json and ab.html")
+    return 0
+
+
 def cmd_online_retail(args) -> int:
     from tfrec.data.online_retail import load_online_retail
 
@@ -694,6 +708,22 @@ def main(argv=None) -> int:
         help="transactions runs: last day the customer features see (default: the run's data.cutoff)",
     )
     p.set_defaults(fn=cmd_predict)
+
+    p = sub.add_parser(
+        "ab", help="offline A/B: a model's clicks and revenue estimated from logged impressions with propensities"
+    )
+    p.add_argument(
+        "--logs",
+        required=True,
+        nargs="+",
+        help="CSV/parquet files, globs or folders of logged impressions: the model's columns, session_id, "
+        "position, propensity, click (and purchase_value)",
+    )
+    p.add_argument("--candidate", required=True, metavar="RUN_DIR|EXPORT_DIR", help="the model to test")
+    p.add_argument("--baseline", default=None, metavar="RUN_DIR|EXPORT_DIR", help="a second model (e.g. the live one)")
+    p.add_argument("--output", default=None, help="folder for ab.md, ab.json and ab.html")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples over sessions (default: 1000)")
+    p.set_defaults(fn=cmd_ab)
 
     p = sub.add_parser("online-retail", help="summarise the UCI Online Retail adapter's output")
     p.add_argument(

@@ -226,3 +226,15 @@ def mrr(ranks, k=None) -> float:
     if k is not None:
         rr = np.where(ranks <= k, rr, 0.0)
     return float(rr.mean()) if len(ranks) else float("nan")
+
+
+def total_variation(p_true, p_pred) -> float:
+    """Mean total variation distance `0.5 * sum |p - q|` between rows of two `[rows, classes]` distributions.
+
+    0 where the distributions agree, 1 where they share no mass.
+    """
+    # Not in sklearn/scipy (scipy.spatial.distance has Jensen-Shannon, not total variation).
+    p, q = np.asarray(p_true, dtype=np.float64), np.asarray(p_pred, dtype=np.float64)
+    if p.shape != q.shape:
+        raise ValueError(f"p_true has shape {p.shape} but p_pred has {q.shape}")
+    return float(0.5 * np.abs(p - q).sum(axis=-1).mean()) if len(p) else float("nan")

@@ -1,8 +1,8 @@
 """A self-contained HTML evaluation report (figures embedded as PNG).
 
-Sections: a summary table, then *CTR*, *User value*, *Retrieval & ranking*
-and *Business value*, each with its metrics table and figures. Every figure
-has a title, axes with units and a one-sentence caption saying what it
+Sections: a summary table, then *CTR*, *User value*, *Retrieval & ranking*,
+*Business value*, the ranking stage's trade-off and *Query intent*, each
+with its metrics table and figures. Every figure has a title, axes with units and a one-sentence caption saying what it
 shows, so the report reads on its own for someone who did not train the
 model. Figures are drawn with matplotlib's Agg canvas on `Figure` objects
 (no pyplot state, no display needed) and inlined as base64 PNG, so the file
@@ -43,6 +43,8 @@ SECTIONS = {
     "retrieval": "Retrieval & ranking",
     "business": "Business value",
     "fusion": "Ranking for the business: clicks against revenue",
+    "intent": "Query intent",
+    "ab": "Offline A/B against the logging policy",
 }
 
 # One colour per scorer, the same in every figure.
@@ -64,6 +66,8 @@ _COLOURS = {
     "rfm": "#e377c2",
     "bg_nbd_gamma_gamma": "#d62728",
     "rfm_gbm": "#9467bd",
+    "majority": "#ff7f0e",
+    "top_retrieved": "#8c564b",
 }
 _LABELS = {
     "model": "model",
@@ -81,6 +85,8 @@ _LABELS = {
     "rfm": "RFM ridge",
     "bg_nbd_gamma_gamma": "BG/NBD + Gamma-Gamma",
     "rfm_gbm": "gradient boosting on RFM",
+    "majority": "majority category",
+    "top_retrieved": "category of the top retrieved item",
 }
 
 _CSS = """
@@ -524,6 +530,163 @@ def _fusion_section(result: EvaluationResult, currency: str) -> str:
     return "".join(parts)
 
 
+def _intent_section(result: EvaluationResult) -> str:
+    m = result.metrics.get("intent")
+    if not m:
+        return _not_evaluated("the model has no query-intent task, or the data has no planted intent.")
+    parts = [
+        (
+            '<p class="note">The query-intent head (the <code>query_intent</code> signature) predicts the '
+            f"distribution over the {m['categories']} item categories a query leads to. Its truth, for each of "
+            f"{m['queries']:,} test queries, is the simulator's planted intent: the category mix of the clicks the "
+            "query would give if every item were shown first (the true category is its argmax; the planted "
+            f"distribution gives it {m['planted_top_share']:.0%} on average). Top-1: the predicted most likely "
+            "category is the true one; top-3: the true one is among the 3 most likely; total variation: half the "
+            "summed absolute difference to the planted distribution (0 = exact, 1 = disjoint). Baselines: the "
+            "majority category of training clicks (their category shares as its distribution) and the categories "
+            "of the model's own retrieval over the catalog (top-1: the category of the top retrieved item; its "
+            f"distribution: the category mix of the top {m['depth']}).</p>"
+        ),
+        _scorer_table(
+            m,
+            [("top1", "top-1 accuracy"), ("top3", "top-3 accuracy"), ("total_variation", "total variation")],
+        ),
+    ]
+    scorers = [k for k, v in m.items() if isinstance(v, dict)]
+    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(2)
+    width = 0.8 / len(scorers)
+    for i, name in enumerate(scorers):
+        ax.bar(
+            x + (i - (len(scorers) - 1) / 2) * width,
+            [m[name]["top1"], m[name]["top3"]],
+            width=width,
+            color=_colour(name),
+            label=_label(name),
+        )
+    ax.set(
+        title="Planted intent category found",
+        ylabel="share of test queries",
+        xticks=x,
+        xticklabels=["top-1", "top-3"],
+        ylim=(0, 1),
+    )
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    model, major, top = m["model"], m.get("majority", {}), m.get("top_retrieved", {})
+    parts.append(
+        _figure(
+            fig,
+            f"The predicted most likely category is the planted one for {model['top1']:.0%} of test queries "
+            f"(top-3: {model['top3']:.0%}), against {major.get('top1', float('nan')):.0%} for the majority category "
+            f"and {top.get('top1', float('nan')):.0%} for the category of the top retrieved item.",
+        )
+    )
+    return "".join(parts)
+
+
+def ab_section_html(m: dict, candidate: str = "model") -> str:
+    """The offline A/B section of an `off_policy_report` (plus `true_online` / `true_logging` where known)."""
+    rewards = [r for r in ("click", "purchase_value") if r in m]
+    truth, true_logging = m.get("true_online", {}), m.get("true_logging", {})
+    parts = [
+        (
+            f'<p class="note">{html.escape(candidate)} re-ranks the items of each of {m["sessions"]:,} logged '
+            "sessions; its expected reward per session is estimated from the logged impressions and the logging "
+            "policy's propensities (the probability it showed each item at each position) with inverse propensity "
+            "scoring (IPS), self-normalised IPS (SNIPS) and doubly robust (DR, the candidate's click model as "
+            "reward model), under the item-position click model. Intervals: 95% bootstrap over sessions; lift: "
+            "minus the logging policy's logged mean, paired. ESS: effective sample size (rows the estimate rests "
+            f"on) {m['ess']:,.0f} of {m['rows']:,}."
+            + (" The true online value is the simulator's planted expectation for the same rankings." if truth else "")
+            + "</p>"
+        )
+    ]
+    rows = []
+    for reward in rewards:
+        block = m[reward]
+        rows.append(
+            [
+                reward,
+                "logging policy (logged)",
+                block["logging"]["value"],
+                f"{block['logging']['ci_low']:.4g} - {block['logging']['ci_high']:.4g}",
+                "-",
+                "-",
+                true_logging.get(reward, "-"),
+            ]
+        )
+        for name in ("ips", "snips", "dr"):
+            e = block[name]
+            rows.append(
+                [
+                    reward,
+                    name.upper(),
+                    e["value"],
+                    f"{e['ci_low']:.4g} - {e['ci_high']:.4g}",
+                    f"{e['lift']:+.4g} ({e['relative_lift']:+.1%})",
+                    f"{e['lift_ci_low']:+.4g} - {e['lift_ci_high']:+.4g}",
+                    truth.get(reward, "-"),
+                ]
+            )
+    parts.append(
+        _table(
+            ["reward per session", "estimator", "estimate", "95% interval", "lift", "lift 95% interval", "true online"],
+            rows,
+        )
+    )
+    fig = Figure(figsize=(4.2 * len(rewards), 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(rewards)))
+    names = ["logging", "ips", "snips", "dr"]
+    for ax, reward in zip(axes, rewards):
+        block = m[reward]
+        values = [block[n]["value"] for n in names]
+        low = [block[n]["value"] - block[n]["ci_low"] for n in names]
+        high = [block[n]["ci_high"] - block[n]["value"] for n in names]
+        ax.errorbar(np.arange(4), values, yerr=[low, high], fmt="o", capsize=4, color=_colour("model"))
+        if reward in truth:
+            ax.axhline(truth[reward], color=_colour("oracle") or "#2ca02c", ls="--", label="true online (candidate)")
+        if reward in true_logging:
+            ax.axhline(true_logging[reward], color="#7f7f7f", ls=":", label="true online (logging policy)")
+        ax.set(
+            title=f"{reward.replace('_', ' ')} per session",
+            xticks=np.arange(4),
+            xticklabels=["logged", "IPS", "SNIPS", "DR"],
+            ylabel=f"expected {reward.replace('_', ' ')} per session",
+        )
+        ax.grid(axis="y", alpha=0.3)
+        if truth or true_logging:
+            ax.legend(fontsize=7)
+    dr = m[rewards[0]]["dr"]
+    parts.append(
+        _figure(
+            fig,
+            f"Estimates with 95% intervals: the candidate's DR estimate of {rewards[0].replace('_', ' ')} per "
+            f"session is {dr['value']:.4g}, {dr['relative_lift']:+.1%} against the logging policy's logged mean.",
+        )
+    )
+    warnings = {m[r][n]["warning"] for r in rewards for n in ("ips", "snips", "dr") if m[r][n]["warning"]}
+    for warning in sorted(warnings):
+        parts.append(f'<p class="note"><strong>Warning:</strong> {html.escape(warning)}</p>')
+    return "".join(parts)
+
+
+def html_page(title: str, body: str) -> str:
+    """A self-contained page in the report's style around `body` (HTML)."""
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+
+
+def _ab_section(result: EvaluationResult) -> str:
+    m = result.metrics.get("ab")
+    if not m:
+        return _not_evaluated("the logs have no propensities, or the model has no CTR task to rank with.")
+    return ab_section_html(m)
+
+
 def _summary_rows(result: EvaluationResult) -> list:
     """Headline numbers: model, best baseline, oracle."""
     mt, ks = result.metrics, result.ks
@@ -552,6 +715,7 @@ def _summary_rows(result: EvaluationResult) -> list:
     add(f"NDCG@{k_mid}", "retrieval", f"ndcg@{k_mid}", "popularity")
     add("User value normalised Gini", "value", "normalized_gini", "segment_mean")
     add("User value decile MAPE (lower is better)", "value", "decile_mape", "segment_mean")
+    add("Query intent top-1 accuracy", "intent", "top1", "top_retrieved")
     b = mt.get("business")
     if b and "model" in b:
         k0 = b["ks"][0]
@@ -592,6 +756,8 @@ def render_report(result: EvaluationResult, title: str = "tfrec evaluation repor
         "retrieval": lambda: _retrieval_section(result),
         "business": lambda: _business_section(result, currency),
         "fusion": lambda: _fusion_section(result, currency),
+        "ab": lambda: _ab_section(result),
+        "intent": lambda: _intent_section(result),
     }
     for key, heading in SECTIONS.items():
         body.append(f'<section id="{key}"><h2>{html.escape(heading)}</h2>{renderers[key]()}</section>')

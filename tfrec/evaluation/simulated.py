@@ -18,7 +18,10 @@ task has an *oracle* scorer, the best achievable:
   simulator's own examination curve `p ** -position_bias`;
 * the ranking stage (with a CTR task): the click-revenue trade-off of the
   fused objective over retrieved candidates against the oracle's frontier
-  (`tfrec.evaluation.fusion`).
+  (`tfrec.evaluation.fusion`);
+* query intent (with an intent task): top-1 / top-3 accuracy of the predicted
+  category distribution against the planted one, beside the majority
+  category and the category of the top retrieved item (`tfrec.evaluation.intent`).
 
 Example:
 
@@ -37,8 +40,10 @@ import pandas as pd
 from tfrec.data.simulator import SimulatedData
 from tfrec.evaluation import business
 from tfrec.evaluation.fusion import fusion_tradeoff
+from tfrec.evaluation.intent import intent_evaluation
 from tfrec.evaluation.metric_sets import ctr_metrics, ranking_metrics, value_metrics
 from tfrec.evaluation.metrics import ranks_in_scores, ranks_of_targets
+from tfrec.evaluation.off_policy import off_policy_report, position_reward_model, rank_positions
 from tfrec.evaluation.result import EvaluationResult
 from tfrec.models.inference import (
     encode_items,
@@ -178,6 +183,47 @@ def business_evaluation(
     return result
 
 
+def offline_ab_evaluation(model, sim: SimulatedData, train_df, test_df, resamples: int = 500, seed: int = 0) -> dict:
+    """The offline A/B of the model against the logging policy on the test logs, with the true online values.
+
+    The model ranks each logged session's items by its CTR at the top
+    position; `off_policy_report` estimates its clicks and purchase value per
+    session (DR's reward model: the model's CTR, its examination curve
+    calibrated on the logs, times `price x` the training logs' purchase value
+    per clicked unit of price). The truth: `sum over items of
+    position ** -position_bias x P(click | seen)` (times the expected purchase
+    value of a click) for the model's ranking and for the logged one.
+    """
+    rows = test_df.reset_index(drop=True)
+    ctr = predict_dataframe(model, rows.drop(columns=[sim.schema().position]), outputs=["ctr"])["ctr"]
+    positions = rank_positions(ctr, rows.session_id)
+    clicked_price = float((train_df.click * train_df.item_price).sum())
+    per_price = float(train_df.purchase_value.sum()) / clicked_price if clicked_price > 0 else 0.0
+    value = rows.item_price.to_numpy(np.float64) * per_price
+    reward_model = {
+        "click": position_reward_model(ctr, rows),
+        "purchase_value": position_reward_model(ctr, rows, value=value),
+    }
+    report = off_policy_report(
+        rows, positions, ["click", "purchase_value"], reward_model=reward_model, resamples=resamples, seed=seed
+    )
+    a, v = rows.true_attractiveness.to_numpy(), rows.true_purchase_value_if_clicked.to_numpy()
+    bias = sim.config.position_bias
+    sessions = rows.session_id.to_numpy()
+
+    def per_session(x):
+        return float(pd.Series(x).groupby(sessions).sum().mean())
+
+    candidate_exam = positions.astype(np.float64) ** -bias
+    logged_exam = rows.position.to_numpy(np.float64) ** -bias
+    report["true_online"] = {
+        "click": per_session(candidate_exam * a),
+        "purchase_value": per_session(candidate_exam * a * v),
+    }
+    report["true_logging"] = {"click": per_session(logged_exam * a), "purchase_value": per_session(logged_exam * a * v)}
+    return report
+
+
 def evaluate_simulated(
     model,
     sim: SimulatedData,
@@ -219,9 +265,14 @@ def evaluate_simulated(
     }
     if ctr is not None:
         metrics = {"ctr": ctr_metrics(y_ctr, ctr), **metrics}
-        metrics["fusion"] = fusion_tradeoff(model, sim, sessions, k=min(10, ks[0]) if ks else 10)
+        # 1,000 queries: each price weight scores its own candidates with the CTR head.
+        metrics["fusion"] = fusion_tradeoff(model, sim, sessions.head(1000), k=min(10, ks[0]) if ks else 10)
+        if "propensity" in test_df.columns:
+            metrics["ab"] = offline_ab_evaluation(model, sim, train_df, test_df, seed=seed)
     if value is not None and y_value is not None:
         metrics["value"] = {**value_metrics(y_value, value), "users": len(y_value)}
+    if "intent" in tasks:
+        metrics["intent"] = intent_evaluation(model, sim, train_df, sessions, q[len(clicked) :], items)
     cfg = sim.config
     info = {
         "data": (
@@ -233,6 +284,7 @@ def evaluate_simulated(
         "retrieval baseline": "items ranked by training clicks (popularity)",
         "user value baseline": "mean future value of the user's segment among training users",
         "oracle": "the simulator's true click probabilities and expected values (the best achievable)",
+        "intent baselines": "the majority category of training clicks; the category of the top retrieved item",
     }
     info.update(context or {})
     return EvaluationResult(

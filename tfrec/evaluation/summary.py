@@ -108,6 +108,22 @@ def format_summary(metrics: dict, ks) -> str:
             f"oracle's; at least {fusion['min_revenue_share_at_same_clicks']:.0%} of the frontier's revenue at the "
             "same clicks along the curve"
         )
+    ab = metrics.get("ab")
+    if ab:
+        for reward in ("click", "purchase_value"):
+            dr, logged = ab[reward]["dr"], ab[reward]["logging"]["value"]
+            truth = ab.get("true_online", {}).get(reward)
+            lines.append(
+                f"Offline A/B, {reward} per session: logging {logged:,.3f}, model (DR) {dr['value']:,.3f} "
+                f"[{dr['ci_low']:,.3f}, {dr['ci_high']:,.3f}], lift {dr['relative_lift']:+.1%}"
+                + (f"; true online {truth:,.3f}" if truth is not None else "")
+            )
+    intent = metrics.get("intent")
+    if intent:
+        major, top = intent["majority"], intent["top_retrieved"]
+        for key, label in (("top1", "Intent top-1 accuracy"), ("top3", "Intent top-3 accuracy")):
+            note = f"majority category {major[key]:.4f}; category of the top retrieved item {top[key]:.4f}"
+            lines.append(_row(label, [intent["model"][key], None, major[key]], note))
     return "\n".join(lines)
 
 

@@ -14,17 +14,29 @@ a `[batch, n]` string matrix for the user history, padded with ""):
 | `retrieve` | user features, `k` int32 `[B]`, `exclude_item_ids` string `[B, n]` | `item_ids` `[B, K]`, `scores` |
 | `rank` (with a CTR task) | as `retrieve` | `item_ids`, `scores` (the fused objective), `ctr` `[B, K]` |
 | `rank_weighted` (with a CTR task) | as `rank`, plus the four `*_weight` float32 `[B]` | as `rank` |
+| `query_intent` (intent task) | user features | `categories` string `[B, n]`, `probabilities` (top n = min(5, C)) |
+| `retrieve_by_intent` (intent task) | as `retrieve`, `intent_boost`, `intent_filter` | as `retrieve`, `categories` |
 | `user_value` (with a value task) | user features | `user_value`, `value_probability` (ZILN) |
 
 A `UserValueModel` (a table of customers, no items) exports `user_value` and
 `serving_default` = `user_value` only.
 
-`rank` retrieves `model.fusion.candidates` items as `retrieve` does, scores
+`rank` retrieves `model.fusion.candidates` items (a scan of the catalog by
+the objective with the retrieval logit in place of the CTR), scores
 each (query, item) pair with the CTR head (at position 1; relevance and the
 user's value where trained) and returns the top `K` by the fused objective
 `ObjectiveFusion` (`tfrec.layers.objective_fusion`) with the config's weights;
 `rank_weighted` takes the weights (`click_weight`, `relevance_weight`,
 `price_weight`, `value_weight`) per request.
+
+`query_intent` returns the `QueryIntentTask`'s most likely categories of the
+query. `retrieve_by_intent` scans the whole catalog (exact, whatever the
+`retrieval_index`) by `score + intent_boost * log P(item's category | query)`
+(`intent_boost` float32 `[B]`; the score is the towers' cosine, so a boost
+about the retrieval temperature, 0.05, weighs the intent as the retrieval
+softmax would) and keeps only items whose category is among the row's
+`intent_filter` (string `[B, n]`; a row of `""` filters nothing); it also
+returns each item's category. Boost 0 and no filter retrieve as `retrieve` does.
 
 `retrieve` scores the catalog embedded at export time in the graph (brute
 force, or a partitioned k-means index with `retrieval_index="partitioned"`),
@@ -170,6 +182,8 @@ def signature_names(model) -> list[str]:
     names = ["serving_default", "score", user_signature(model.schema)[0], "encode_item", "retrieve"]
     if getattr(model, "ctr_task", None) is not None:
         names += ["rank", "rank_weighted"]
+    if getattr(model, "intent_task", None) is not None:
+        names += ["query_intent", "retrieve_by_intent"]
     return names + (["user_value"] if getattr(model, "value_task", None) is not None else [])
 
 
@@ -249,6 +263,8 @@ def build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, inde
         weight_spec = {name: tf.TensorSpec([None], tf.float32, name=name) for name in FUSION_WEIGHTS}
         endpoints["rank"] = (rank, retrieve_spec)
         endpoints["rank_weighted"] = (rank, {**retrieve_spec, **weight_spec})
+    if "query_intent" in signature_names(model):
+        endpoints.update(intent_endpoints(model, holder, catalog_embeddings, max_k, user_spec, retrieve_spec))
     return {name: endpoints[name] for name in signature_names(model) if name in endpoints}
 
 
@@ -322,6 +338,94 @@ def _rank_endpoint(model, holder, max_k):
     return rank
 
 
+#: Most categories the `query_intent` signature returns per query.
+INTENT_TOP_CATEGORIES = 5
+
+
+def attach_intent_catalog(model, holder, catalog: pd.DataFrame) -> None:
+    """Stores what `query_intent` and `retrieve_by_intent` read on `holder`, in catalog order.
+
+    The intent head's categories; each catalog item's category as text, as
+    its group among the catalog's categories (what `intent_filter` matches)
+    and as the head's class (-1 where the head lacks it).
+    """
+    task = model.intent_task
+    categories = catalog[task.category_column].fillna("").astype(str).to_numpy()
+    groups, group_of_item = np.unique(categories, return_inverse=True)
+    class_of = {c: j for j, c in enumerate(task.vocabulary)}
+    item_class = np.array([class_of.get(c, -1) for c in categories], np.int32)
+    holder.intent_categories = tf.Variable(tf.constant(task.vocabulary, tf.string), trainable=False)
+    holder.intent_item_category = tf.Variable(tf.constant(categories.tolist(), tf.string), trainable=False)
+    holder.intent_groups = tf.Variable(tf.constant(groups.tolist(), tf.string), trainable=False)
+    holder.intent_item_group = tf.Variable(group_of_item.astype(np.int32), trainable=False)
+    holder.intent_item_class = tf.Variable(item_class, trainable=False)
+
+
+def intent_endpoints(model, holder, catalog_embeddings, max_k, user_spec, retrieve_spec) -> dict:
+    """`query_intent` and `retrieve_by_intent` (see the module docstring): `{name: (function, input spec)}`.
+
+    `retrieve_by_intent` scans the catalog's embeddings exactly: the
+    brute-force index's (`holder.catalog_embeddings`) where the export has
+    them, else a copy of `catalog_embeddings`.
+    """
+    schema = model.schema
+    task = model.intent_task
+    n_top = min(INTENT_TOP_CATEGORIES, task.num_categories)
+    num_items = int(holder.catalog_ids.shape[0])
+    if not hasattr(holder, "catalog_embeddings"):  # a partitioned index stores them in its own order
+        holder.intent_item_embedding = tf.Variable(np.asarray(catalog_embeddings, np.float32), trainable=False)
+    embeddings = holder.catalog_embeddings if hasattr(holder, "catalog_embeddings") else holder.intent_item_embedding
+
+    def query_intent(features):
+        probabilities = model.predict_intent(fit_history(features, schema))["intent_probabilities"]
+        top = tf.math.top_k(probabilities, k=n_top)
+        return {"categories": tf.gather(holder.intent_categories, top.indices), "probabilities": top.values}
+
+    def retrieve_by_intent(features):
+        features = dict(features)
+        k = tf.cast(tf.reshape(features.pop("k"), [-1]), tf.int32)
+        exclude = features.pop("exclude_item_ids")
+        boost = tf.reshape(tf.cast(features.pop("intent_boost"), tf.float32), [-1])
+        wanted = features.pop("intent_filter")  # [B, F] category names, "" = none
+        query = model.query_outputs(fit_history(features, schema))
+        probabilities = task(query["hidden"])["intent_probabilities"]  # [B, C]
+        scores = tf.matmul(tf.cast(query["embedding"], tf.float32), embeddings, transpose_b=True)  # [B, N]
+        item_class = holder.intent_item_class
+        p_item = tf.gather(probabilities, tf.maximum(item_class, 0), axis=1)  # P(item's category | query)
+        known = tf.broadcast_to(item_class[None, :] >= 0, tf.shape(p_item))
+        log_p = tf.math.log(tf.where(known, tf.maximum(p_item, 1e-9), 1e-9))
+        scores = scores + boost[:, None] * log_p
+        # The filter: the catalog's category groups each row lists; a row of "" lists none and keeps every item.
+        named = wanted != ""
+        listed = tf.reduce_any(
+            tf.logical_and(tf.equal(wanted[:, :, None], holder.intent_groups[None, None, :]), named[:, :, None]),
+            axis=1,
+        )  # [B, groups]
+        allowed = tf.gather(listed, holder.intent_item_group, axis=1)  # [B, N]
+        allowed = tf.logical_or(allowed, tf.logical_not(tf.reduce_any(named, axis=1))[:, None])
+        scores = tf.where(allowed, scores, tf.constant(-np.inf, tf.float32))
+        # Exclusions as -inf cells (a scatter: O(B x E), as `BruteForceIndex` does).
+        excluded = tf.cast(holder.catalog_index.lookup(exclude), tf.int64)  # [B, E], -1 if unknown
+        where = tf.where(excluded >= 0)
+        cells = tf.stack([where[:, 0], tf.gather_nd(excluded, where)], axis=1)
+        scores = tf.tensor_scatter_nd_update(scores, cells, tf.fill([tf.shape(cells)[0]], -np.inf))
+        width = tf.maximum(tf.minimum(tf.minimum(tf.reduce_max(k), max_k), num_items), 1)
+        top = tf.math.top_k(scores, k=width)
+        keep = tf.logical_and(tf.range(width)[None, :] < k[:, None], tf.math.is_finite(top.values))
+        return {
+            "item_ids": tf.where(keep, tf.gather(holder.catalog_ids, top.indices), ""),
+            "scores": tf.where(keep, top.values, tf.constant(-np.inf, tf.float32)),
+            "categories": tf.where(keep, tf.gather(holder.intent_item_category, top.indices), ""),
+        }
+
+    intent_spec = {
+        **retrieve_spec,
+        "intent_boost": tf.TensorSpec([None], tf.float32, name="intent_boost"),
+        "intent_filter": tf.TensorSpec([None, None], tf.string, name="intent_filter"),
+    }
+    return {"query_intent": (query_intent, user_spec), "retrieve_by_intent": (retrieve_by_intent, intent_spec)}
+
+
 def _user_value_endpoint(model, schema, value_keys):
     def user_value(features):
         out = model.predict_user_value(fit_history(features, schema))
@@ -354,6 +458,12 @@ def example_inputs(model, examples: pd.DataFrame, k=10) -> dict[str, dict[str, n
             **{name: np.full(n, getattr(model.config.fusion, name), np.float32) for name in FUSION_WEIGHTS},
         },
         "user_value": user,
+        "query_intent": user,
+        "retrieve_by_intent": {
+            **retrieve,
+            "intent_boost": np.zeros(n, np.float32),
+            "intent_filter": np.full((n, 1), "", dtype=object),
+        },
     }
     return {name: inputs[name] for name in signature_names(model)}
 
@@ -483,6 +593,8 @@ def export_model(
         holder = ServingCatalog(catalog_ids, name="tfrec_serving")
         if "rank" in signature_names(model):
             attach_ranking_catalog(model, holder, catalog)
+        if "query_intent" in signature_names(model):
+            attach_intent_catalog(model, holder, catalog)
         endpoints = build_signatures(model, catalog_ids, catalog_embeddings, max_k, holder, index=index)
     else:
         endpoints = build_signatures(model, None, None, max_k, None)

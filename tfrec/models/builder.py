@@ -2,8 +2,9 @@
 
 The schema decides the composition: item features give a `TwoTowerModel`
 (query and item towers) with a `RetrievalTask`, a `CtrTask` where there are
-clicks, a `RelevanceTask` where there are graded labels and a
-`UserValueTask` where there are value labels; a table without item features
+clicks, a `RelevanceTask` where there are graded labels, a
+`UserValueTask` where there are value labels and a `QueryIntentTask` where
+there are clicks and an item category (`ModelConfig.intent_column`); a table without item features
 (one row per customer) gives a `UserValueModel`. A task whose loss weight is
 0 is left out, so no head is built that the data cannot train.
 
@@ -45,7 +46,7 @@ from tfrec.models.inference import features_of
 from tfrec.models.two_tower import TwoTowerModel
 from tfrec.models.user_value_model import UserValueModel
 from tfrec.schema import FeatureSchema
-from tfrec.tasks import CtrTask, RelevanceTask, RetrievalTask, UserValueTask
+from tfrec.tasks import CtrTask, QueryIntentTask, RelevanceTask, RetrievalTask, UserValueTask
 from tfrec.tasks.task import SCORE_SLOPE
 from tfrec.towers import ItemTower, QueryTower
 
@@ -150,6 +151,28 @@ def parameter_summary(model) -> str:
     return line
 
 
+#: Most categories the query-intent head predicts (the most frequent in training; others carry no label).
+INTENT_VOCABULARY = 1_000
+
+
+def intent_column(schema: FeatureSchema, config: ModelConfig) -> str | None:
+    """The item categorical column the query-intent task predicts (`ModelConfig.intent_column`), or None.
+
+    `"auto"`: the schema's first `item_categorical` column (None without one).
+    """
+    column = config.intent_column
+    if column is None:
+        return None
+    if column == "auto":
+        return schema.item_categorical[0] if schema.item_categorical else None
+    if column not in schema.item_categorical:
+        raise ValueError(
+            f"model.intent_column: {column!r} is not an item categorical column of the schema "
+            f"(item_categorical: {schema.item_categorical}); use one of them, 'auto' or 'none'"
+        )
+    return column
+
+
 def task_names(schema: FeatureSchema, config: ModelConfig) -> list[str]:
     """The tasks a model of `schema` trains: those with labels (or item features) and a loss weight > 0."""
     has = {
@@ -157,10 +180,12 @@ def task_names(schema: FeatureSchema, config: ModelConfig) -> list[str]:
         "ctr": bool(schema.click_label),
         "value": bool(schema.value_label),
         "relevance": bool(schema.relevance_label),
+        "intent": bool(schema.click_label) and intent_column(schema, config) is not None,
     }
     if not has["retrieval"]:  # no item tower: only user value
-        has.update(ctr=False, relevance=False)
-    return [t for t in ("retrieval", "ctr", "value", "relevance") if has[t] and config.loss_weights[t] > 0]
+        has.update(ctr=False, relevance=False, intent=False)
+    tasks = ("retrieval", "ctr", "value", "relevance", "intent")
+    return [t for t in tasks if has[t] and config.loss_weights[t] > 0]
 
 
 def build_model(
@@ -373,6 +398,9 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
                 config.value_loss, detach_profile=config.value_detach_profile, dropout=config.dropout, name="value"
             )
         )
+    intent = _intent_task(schema, config, train_df, carried) if "intent" in tasks else None
+    if intent is not None:
+        task_layers.append(intent)
     ranking = [t for t in ("ctr", "relevance") if t in tasks]
     cross_network = multitask = None
     if ranking:
@@ -399,6 +427,21 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
     if share > 0 and ranking:
         _calibrate_started_heads(model, schema, train_df)
     return model
+
+
+def _intent_task(schema, config, train_df, carried=None) -> QueryIntentTask | None:
+    """The `QueryIntentTask` over the intent column's categories in the training rows (most frequent first).
+
+    A warm start keeps the previous model's categories as they are (the head's
+    classes are its weights; a category only the new rows have carries no
+    label). None where the training rows have no category at all.
+    """
+    column = intent_column(schema, config)
+    previous = carried.intent_vocabulary if carried is not None else None
+    if previous and previous[0] == column:
+        return QueryIntentTask(previous[1], column, name="intent")
+    vocabulary = _vocabulary(train_df[column], min(config.max_vocabulary, INTENT_VOCABULARY))
+    return QueryIntentTask(vocabulary, column, name="intent") if vocabulary else None
 
 
 def _calibrate_started_heads(model, schema, train_df, rows=256):

@@ -60,6 +60,12 @@ def category_role(side: str, column: str) -> str:
     return f"{column} ({side} category)"
 
 
+def _intent_vocabulary(model):
+    """`(category column, categories)` of the model's `QueryIntentTask`, or None."""
+    task = getattr(model, "intent_task", None)
+    return None if task is None else (task.category_column, list(task.vocabulary))
+
+
 def _encoders(model):
     """`(user_encoder, item_encoder, title_encoder)` of a tfrec model (None where it has none)."""
     query_tower = getattr(model, "query_tower", None)
@@ -105,6 +111,8 @@ class CarriedState:
         numeric: `{"user" | "item": (columns, {"mean", "std", "log_scale"})}`.
         text_vocabulary: the WordPiece vocabulary of the BERT, or None.
         lexical_match: the previous `LexicalMatch` (term table and IDF), or None.
+        intent_vocabulary: `(column, categories)` of the previous query-intent
+            head, kept as they are (its classes are its weights), or None.
     """
 
     vocabularies: dict[str, list[str]]
@@ -112,6 +120,7 @@ class CarriedState:
     numeric: dict[str, tuple[list[str], dict]]
     text_vocabulary: list[str] | None = None
     lexical_match: LexicalMatch | None = None
+    intent_vocabulary: tuple[str, list[str]] | None = None
 
     @classmethod
     def of(cls, model) -> CarriedState:
@@ -131,6 +140,7 @@ class CarriedState:
             numeric=numeric,
             text_vocabulary=list(encoder.tokenizer.get_vocabulary()) if encoder is not None else None,
             lexical_match=getattr(model, "lexical_match", None),
+            intent_vocabulary=_intent_vocabulary(model),
         )
 
     def vocabulary(self, role: str, candidates, max_size: int) -> list[str]:

@@ -225,6 +225,13 @@ class ModelConfig:
         share_item_ids: embed the history's items with the item tower's
             item-id embedding (one table: a candidate and the same item in a
             history share one vector) instead of a table of their own.
+        weight_by_inverse_propensity: weight each training row by
+            `sample_weight / max(propensity, 0.01)` (inverse propensity
+            weighting of logged impressions; the clip keeps one row at most
+            100x its sample weight, `tfrec.models.task_model.MIN_PROPENSITY`). Needs the
+            schema's `propensity` column; the `sample_weight` column is
+            optional (1 without). Every task's loss is the weighted mean over
+            its rows.
     """
 
     embedding_dim: int = 64
@@ -257,6 +264,7 @@ class ModelConfig:
     share_item_ids: bool = False
     fusion: FusionConfig = dataclasses.field(default_factory=FusionConfig)
     intent_column: str | None = "auto"
+    weight_by_inverse_propensity: bool = False
 
     def __post_init__(self):
         if isinstance(self.text, dict):

@@ -110,6 +110,13 @@ def predict_user_value(model, df, batch_size=1024) -> dict[str, np.ndarray]:
     return _run(traced(model, "predict_user_value"), features, batch_size)
 
 
+def predict_intent(model, df, batch_size=1024, sort_by_length=True) -> np.ndarray:
+    """Query-intent probabilities `[rows, categories]` (of `model.intent_task.vocabulary`) from user features alone."""
+    features = features_of(df, model.schema, model.schema.user_feature_names)
+    order = length_order(features, [model.schema.query_text]) if sort_by_length else None
+    return _run(traced(model, "predict_intent"), features, batch_size, order)["intent_probabilities"]
+
+
 def traced(model, method: str, outputs=None):
     """`model.<method>(batch)` in inference mode as a `tf.function`, kept on the model and reused by later calls.
 

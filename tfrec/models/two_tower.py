@@ -13,7 +13,10 @@ labels for (`build_model` picks them):
   with the position bias factored out (PAL);
 * `RelevanceTask` (with graded labels): regression onto the label range,
   from its own output of the multi-task block;
-* `UserValueTask` (with value labels): ZILN (or MSE / Huber) on the user profile.
+* `UserValueTask` (with value labels): ZILN (or MSE / Huber) on the user profile;
+* `QueryIntentTask` (with clicks and an item category): the distribution over
+  categories a query leads to (`intent_probabilities`), a softmax on the query
+  tower's hidden state trained on the clicked items' categories.
 
 Where the schema has query and item text, the ranking tasks also read
 `LexicalMatch` features of the pair (term overlap, prefix matches, phrase,
@@ -43,7 +46,7 @@ import tensorflow as tf
 
 from tfrec.layers.serialization import deserialize_sublayers
 from tfrec.models.task_model import TaskModel
-from tfrec.tasks import CtrTask, RelevanceTask, RetrievalTask, UserValueTask
+from tfrec.tasks import CtrTask, QueryIntentTask, RelevanceTask, RetrievalTask, UserValueTask
 from tfrec.towers import ItemTower
 from tfrec.towers.tower import concat_in_compute_dtype
 
@@ -88,6 +91,7 @@ class TwoTowerModel(TaskModel):
         self.ctr_task = by_type.get(CtrTask)
         self.relevance_task = by_type.get(RelevanceTask)
         self.value_task = by_type.get(UserValueTask)
+        self.intent_task = by_type.get(QueryIntentTask)
         self.ranking_tasks = [t for t in (self.ctr_task, self.relevance_task) if t is not None]
         if self.ranking_tasks and (cross_network is None or multitask is None):
             raise ValueError("TwoTowerModel: ranking tasks (CTR, relevance) need cross_network and multitask")
@@ -128,6 +132,13 @@ class TwoTowerModel(TaskModel):
         profile, _ = self.query_tower.user_encoder(features, training=training)
         return self.value_task(profile, training=training)
 
+    def predict_intent(self, features, training=False):
+        """`intent_probabilities` `[batch, categories]` (of `intent_task.vocabulary`) from user features alone."""
+        if self.intent_task is None:
+            raise ValueError("this model has no query-intent task (the training data had no click or item category)")
+        hidden = self.query_tower(features, training=training)["hidden"]
+        return {"intent_probabilities": self.intent_task(hidden, training=training)["intent_probabilities"]}
+
     # ----------------------------------------------------------------- call
     def call(self, features, training=False):
         query = self.query_tower(features, training=training)
@@ -137,6 +148,8 @@ class TwoTowerModel(TaskModel):
         outputs.update(self.ranking_outputs(query, item, score, features, training=training))
         if self.value_task is not None:
             outputs.update(self.value_task(query["profile"], training=training))
+        if self.intent_task is not None:
+            outputs.update(self.intent_task(query["hidden"], training=training))
         return outputs
 
     def ranking_outputs(self, query, item, score, features, training=False):
@@ -203,7 +216,10 @@ class TwoTowerModel(TaskModel):
 
     def task_inputs(self, x, y_pred):
         index = self.item_tower.item_index(x)
-        return y_pred if index is None else {**y_pred, "item_index": index}
+        out = y_pred if index is None else {**y_pred, "item_index": index}
+        if self.intent_task is not None and self.intent_task.category_column in x:
+            out = {**out, "intent_label": self.intent_task.category_index(x)}
+        return out
 
     # -------------------------------------------------------------- config
     def get_config(self):

@@ -100,7 +100,7 @@ def test_bundled_config_trains_every_head_it_builds(name, trained):
     assert (
         sorted(model.task_names)
         == sorted(task_names(sim.schema(), config.model))
-        == ["ctr", "relevance", "retrieval", "value"]
+        == ["ctr", "intent", "relevance", "retrieval", "value"]
     )
     assert all(history.history[f"{t}_loss"][0] > 0 for t in model.task_names)
 

@@ -349,11 +349,16 @@ def _export_runs(runs):
     from tfrec.cli import main
 
     manifests, bases = {}, {}
-    for name, (run_dir, _, expected_signatures) in runs.items():
+    from tfrec.export.saved_model import signature_names
+
+    for name, (run_dir, model, expected_signatures) in runs.items():
         assert main(["export", str(run_dir)]) == 0
         bases[name] = run_dir / "models" / "tfrec"
         manifests[name] = json.loads((bases[name] / "1" / "assets.extra" / "tfrec_manifest.json").read_text())
-        assert manifests[name]["signatures"] == expected_signatures and "rows" in manifests[name]["metrics"]
+        # The shape's signatures, plus rank (with a CTR task) and query intent (with an intent task).
+        signatures = manifests[name]["signatures"]
+        assert signatures == signature_names(model) and set(expected_signatures) <= set(signatures)
+        assert ("rank" in signatures) == ("ctr" in model.task_names) and "rows" in manifests[name]["metrics"]
     with local_server(bases) as endpoints:
         for name, (run_dir, model, _) in runs.items():
             examples = pd.read_parquet(run_dir / "examples.parquet").head(6)

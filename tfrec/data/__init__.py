@@ -18,6 +18,10 @@ from tfrec.lazy_exports import lazy_getattr
 _LAZY = {
     "dataset_from_dataframe": "tfrec.data.pipeline",
     "dataset_from_parquet": "tfrec.data.pipeline",
+    "dataset_from_files": "tfrec.data.pipeline",
+    "shard_files": "tfrec.data.pipeline",
+    "collect_statistics": "tfrec.data.streaming_stats",
+    "TableStatistics": "tfrec.data.streaming_stats",
     "to_tensors": "tfrec.data.pipeline",
     "OnlineRetailData": "tfrec.data.online_retail",
     "load_online_retail": "tfrec.data.online_retail",

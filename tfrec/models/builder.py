@@ -19,6 +19,12 @@ the numeric statistics, a from-scratch BERT's WordPiece vocabulary and the
 lexical IDF are the previous model's (`tfrec.models.carry_over`);
 `tfrec.training.warm_start` then copies its weights.
 
+Training logs larger than memory give the same model from one streaming
+pass over their files: `build_model(schema, config, statistics=stats)` with
+`stats = tfrec.data.streaming_stats.collect_statistics(paths, schema)` (the
+same vocabularies in the same order and the same numeric statistics;
+`tfrec.models.training_rows`).
+
 Example:
 
 ```python
@@ -31,18 +37,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tfrec.data.streaming_stats import TableStatistics, ordered_by_count
 from tfrec.layers.bag_of_words_encoder import BagOfWordsEncoder
 from tfrec.layers.cross_network import CrossNetwork
 from tfrec.layers.feature_encoders import ItemFeatureEncoder, UserFeatureEncoder
 from tfrec.layers.id_embedding import IdEmbedding
 from tfrec.layers.lexical_match import LexicalMatch
 from tfrec.layers.multi_task_block import MultiTaskBlock
-from tfrec.layers.numeric_features import NumericFeatures
 from tfrec.layers.sequence_encoder import SequenceEncoder
 from tfrec.layers.text_encoder import TextEncoder, minilm_preset_dir
 from tfrec.models.carry_over import CarriedState, category_role
 from tfrec.models.config import ModelConfig
 from tfrec.models.inference import features_of
+from tfrec.models.training_rows import FrameRows, StatisticsRows, value_counts
 from tfrec.models.two_tower import TwoTowerModel
 from tfrec.models.user_value_model import UserValueModel
 from tfrec.schema import FeatureSchema
@@ -51,26 +58,21 @@ from tfrec.tasks.task import SCORE_SLOPE
 from tfrec.towers import ItemTower, QueryTower
 
 
-def _vocabulary(values, max_size, carried: CarriedState | None = None, role: str = "") -> list[str]:
-    counts = pd.Series(values).astype(str)
-    counts = counts[counts != ""].value_counts(sort=False)
-    # Most frequent first, ties broken by id so the order is deterministic.
-    order = sorted(zip(-counts.to_numpy(), counts.index.to_list()))
+def _vocabulary(counts: pd.Series, max_size, carried: CarriedState | None = None, role: str = "") -> list[str]:
+    """The ids of `value -> count`: most frequent first, ties broken by id so the order is deterministic."""
+    order = ordered_by_count(counts)
     if carried is not None:  # a warm start: the previous ids first, then the new ones
-        return carried.vocabulary(role, [v for _, v in order], max_size)
-    return [v for _, v in order[:max_size]]
+        return carried.vocabulary(role, order, max_size)
+    return order[:max_size]
 
 
-def _numeric_stats(df, columns, log_columns=(), carried: CarriedState | None = None, side: str = ""):
+def _numeric_stats(rows, columns, log_columns=(), carried: CarriedState | None = None, side: str = ""):
     if not columns:
         return None
     kept = carried.numeric_stats(side, columns) if carried is not None else None
     if kept is not None:  # a warm start keeps the previous scaling (see tfrec.models.carry_over)
         return kept
-    values = df[columns].to_numpy(dtype=np.float64, na_value=np.nan)
-    log_scale = [c in log_columns or bool(np.nanmin(values[:, i], initial=0) >= 0) for i, c in enumerate(columns)]
-    layer = NumericFeatures.fit(values, log_scale=log_scale)
-    return {"mean": layer.mean, "std": layer.std, "log_scale": layer.log_scale}
+    return rows.numeric_stats(columns, log_columns)
 
 
 #: Most words of a bag-of-words title vocabulary (`BagOfWordsEncoder.from_corpus`'s default).
@@ -191,16 +193,23 @@ def task_names(schema: FeatureSchema, config: ModelConfig) -> list[str]:
 def build_model(
     schema: FeatureSchema,
     config: ModelConfig | None,
-    train_df: pd.DataFrame,
+    train_df: pd.DataFrame | None = None,
     text_encoder: TextEncoder | None = None,
     previous=None,
+    *,
+    statistics: TableStatistics | None = None,
 ) -> TwoTowerModel | UserValueModel:
-    """Builds the model of `schema` from validated training rows.
+    """Builds the model of `schema` from validated training rows, or from their streamed statistics.
 
     Args:
         schema: the column mapping.
         config: the `ModelConfig` (defaults if None).
         train_df: validated training rows (`validate(...).valid`).
+        statistics: instead of `train_df`, the `TableStatistics` of one
+            streaming pass over the training files
+            (`tfrec.data.streaming_stats.collect_statistics`): the same
+            vocabularies and numeric statistics as the whole table would give
+            (`tfrec.models.training_rows`).
         text_encoder: reuse this encoder instead of building one.
         previous: a trained tfrec model to warm-start from: its vocabularies
             grow (its ids first, in their order) and its statistics are kept
@@ -211,7 +220,10 @@ def build_model(
     item features.
     """
     config = config or ModelConfig()
-    if len(train_df) == 0:
+    if (train_df is None) == (statistics is None):
+        raise ValueError("build_model: give either train_df (rows in memory) or statistics (collect_statistics)")
+    rows = FrameRows(train_df) if statistics is None else StatisticsRows(statistics)
+    if rows.num_rows == 0:
         raise ValueError("build_model: the training table is empty")
     carried = CarriedState.of(previous) if previous is not None else None
     tasks = task_names(schema, config)
@@ -223,17 +235,17 @@ def build_model(
     if not schema.item_feature_names:
         # The value task reads the profile, which carries no user id: no id
         # embedding to train. Nothing else trains the profile: the value task must.
-        user_encoder = _user_encoder(schema, config, train_df, [], with_id=False, carried=carried)
+        user_encoder = _user_encoder(schema, config, rows, [], with_id=False, carried=carried)
         value = UserValueTask(config.value_loss, detach_profile=False, dropout=config.dropout, name="value")
         return UserValueModel(schema, config, user_encoder, value, name="user_value")
     item_vocab = []
     if schema.item_id:
-        item_vocab = _vocabulary(train_df[schema.item_id], config.max_vocabulary, carried, "item id")
-    user_encoder = _user_encoder(schema, config, train_df, item_vocab, carried=carried)
-    return _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item_vocab, carried)
+        item_vocab = _vocabulary(rows.counts(schema.item_id), config.max_vocabulary, carried, "item id")
+    user_encoder = _user_encoder(schema, config, rows, item_vocab, carried=carried)
+    return _two_tower(schema, config, rows, tasks, user_encoder, text_encoder, item_vocab, carried)
 
 
-def _user_encoder(schema, config, train_df, item_vocab, with_id=True, carried=None):
+def _user_encoder(schema, config, rows, item_vocab, with_id=True, carried=None):
     emb = config.id_embedding_dim
     history_vocab = []
     history_embedding = history_encoder = None
@@ -248,8 +260,9 @@ def _user_encoder(schema, config, train_df, item_vocab, with_id=True, carried=No
             name="item_id_embedding",
         )
     elif schema.user_history:
-        ids = [i for hist in train_df[schema.user_history] for i in (hist if hist is not None else [])]
-        history_vocab = _vocabulary(list(item_vocab) + ids, config.max_vocabulary, carried, "user history")
+        # The item vocabulary (once each) and the history's ids.
+        counts = value_counts(item_vocab).add(rows.history_counts(schema.user_history), fill_value=0)
+        history_vocab = _vocabulary(counts.astype("int64"), config.max_vocabulary, carried, "user history")
     if schema.user_history and config.history_encoder == "sequence":
         history_encoder = SequenceEncoder(
             schema.history_length,
@@ -262,7 +275,7 @@ def _user_encoder(schema, config, train_df, item_vocab, with_id=True, carried=No
     id_column = schema.user_id if with_id else None
     return UserFeatureEncoder(
         id_column=id_column,
-        id_vocabulary=_vocabulary(train_df[schema.user_id], config.max_vocabulary, carried, "user id")
+        id_vocabulary=_vocabulary(rows.counts(schema.user_id), config.max_vocabulary, carried, "user id")
         if id_column
         else [],
         history_column=schema.user_history,
@@ -271,11 +284,11 @@ def _user_encoder(schema, config, train_df, item_vocab, with_id=True, carried=No
         history_encoder=history_encoder,
         id_dropout=config.id_dropout,
         categorical={
-            c: _vocabulary(train_df[c], config.max_vocabulary, carried, category_role("user", c))
+            c: _vocabulary(rows.counts(c), config.max_vocabulary, carried, category_role("user", c))
             for c in schema.user_categorical
         },
         numeric_columns=schema.user_numeric,
-        numeric_stats=_numeric_stats(train_df, schema.user_numeric, carried=carried, side="user"),
+        numeric_stats=_numeric_stats(rows, schema.user_numeric, carried=carried, side="user"),
         embedding_dim=emb,
         num_oov=config.num_oov,
         seed=config.seed,
@@ -284,7 +297,7 @@ def _user_encoder(schema, config, train_df, item_vocab, with_id=True, carried=No
     )
 
 
-def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item_vocab, carried=None):
+def _two_tower(schema, config, rows, tasks, user_encoder, text_encoder, item_vocab, carried=None):
     emb = config.id_embedding_dim
     item_numeric = ([schema.item_price] if schema.item_price else []) + schema.item_numeric
     item_encoder = ItemFeatureEncoder(
@@ -294,13 +307,11 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
         price_column=schema.item_price,
         id_dropout=config.id_dropout,
         categorical={
-            c: _vocabulary(train_df[c], config.max_vocabulary, carried, category_role("item", c))
+            c: _vocabulary(rows.counts(c), config.max_vocabulary, carried, category_role("item", c))
             for c in schema.item_categorical
         },
         numeric_columns=item_numeric,
-        numeric_stats=_numeric_stats(
-            train_df, item_numeric, log_columns=[schema.item_price], carried=carried, side="item"
-        ),
+        numeric_stats=_numeric_stats(rows, item_numeric, log_columns=[schema.item_price], carried=carried, side="item"),
         embedding_dim=emb,
         num_oov=config.num_oov,
         seed=config.seed,
@@ -313,7 +324,7 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
         corpus = []
         for col in (schema.query_text, schema.item_text):
             if col:
-                corpus += pd.unique(train_df[col].astype(str)).tolist()
+                corpus += rows.unique_texts(col)
         # A warm start keeps a from-scratch BERT's WordPiece vocabulary (its weights belong to it).
         kept = carried.text_vocabulary if carried is not None and config.text.preset is None else None
         text_encoder = build_text_encoder(config, corpus, vocabulary=kept)
@@ -321,10 +332,7 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
         text_encoder = None
     prob = None
     if schema.item_id:
-        positives = train_df
-        if schema.click_label:
-            positives = train_df[train_df[schema.click_label] > 0]
-        counts = positives[schema.item_id].astype(str).value_counts()
+        counts = rows.positive_counts(schema.item_id, schema.click_label)
         vocab_counts = counts.reindex(item_vocab).fillna(0).to_numpy(dtype=np.float64)
         total = max(counts.sum(), 1.0)
         # Unseen items get the rate of an item seen once (not zero: log(0)).
@@ -333,7 +341,7 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
     title_encoder = None
     if config.use_text and schema.item_text and config.text.item_text == "bag_of_words":
         title_encoder = BagOfWordsEncoder.from_corpus(
-            pd.unique(train_df[schema.item_text].astype(str)),
+            rows.unique_texts(schema.item_text),
             output_dim=emb,
             num_oov=config.num_oov,
             name="item_text_words",
@@ -398,7 +406,7 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
                 config.value_loss, detach_profile=config.value_detach_profile, dropout=config.dropout, name="value"
             )
         )
-    intent = _intent_task(schema, config, train_df, carried) if "intent" in tasks else None
+    intent = _intent_task(schema, config, rows, carried) if "intent" in tasks else None
     if intent is not None:
         task_layers.append(intent)
     ranking = [t for t in ("ctr", "relevance") if t in tasks]
@@ -421,15 +429,15 @@ def _two_tower(schema, config, train_df, tasks, user_encoder, text_encoder, item
         task_layers,
         cross_network=cross_network,
         multitask=multitask,
-        lexical_match=_lexical_match(schema, config, train_df, carried) if ranking else None,
+        lexical_match=_lexical_match(schema, config, rows, carried) if ranking else None,
         name="two_tower",
     )
     if share > 0 and ranking:
-        _calibrate_started_heads(model, schema, train_df)
+        _calibrate_started_heads(model, schema, rows)
     return model
 
 
-def _intent_task(schema, config, train_df, carried=None) -> QueryIntentTask | None:
+def _intent_task(schema, config, rows, carried=None) -> QueryIntentTask | None:
     """The `QueryIntentTask` over the intent column's categories in the training rows (most frequent first).
 
     A warm start keeps the previous model's categories as they are (the head's
@@ -440,18 +448,18 @@ def _intent_task(schema, config, train_df, carried=None) -> QueryIntentTask | No
     previous = carried.intent_vocabulary if carried is not None else None
     if previous and previous[0] == column:
         return QueryIntentTask(previous[1], column, name="intent")
-    vocabulary = _vocabulary(train_df[column], min(config.max_vocabulary, INTENT_VOCABULARY))
+    vocabulary = _vocabulary(rows.counts(column), min(config.max_vocabulary, INTENT_VOCABULARY))
     return QueryIntentTask(vocabulary, column, name="intent") if vocabulary else None
 
 
-def _calibrate_started_heads(model, schema, train_df, rows=256):
+def _calibrate_started_heads(model, schema, rows, sample_rows=256):
     """Biases of heads started from the score, so the untrained model predicts the training label means.
 
     The ranking (by the score) is unchanged; only the level moves: a started
     relevance head would otherwise predict `sigmoid(SCORE_SLOPE * cosine)`
     of the label range whatever the labels' mean.
     """
-    sample = train_df.sample(min(rows, len(train_df)), random_state=0)
+    sample = rows.sample(sample_rows)
     outputs = model(features_of(sample, schema))
     score = float(np.mean(outputs["score"]))
 
@@ -461,15 +469,15 @@ def _calibrate_started_heads(model, schema, train_df, rows=256):
 
     if model.relevance_task is not None and schema.relevance_label:
         low, high = schema.relevance_range
-        share = (train_df[schema.relevance_label].mean() - low) / max(high - low, 1e-9)
+        share = (rows.label_mean(schema.relevance_label) - low) / max(high - low, 1e-9)
         model.relevance_task.head.bias.assign([logit(share) - SCORE_SLOPE * score])
     if model.ctr_task is not None and schema.click_label:
         # P(click) = P(seen) P(click | seen), P(seen) = 0.5 at the start.
-        clicked = train_df[schema.click_label].mean() / 0.5
+        clicked = rows.label_mean(schema.click_label) / 0.5
         model.ctr_task.head.bias.assign([logit(clicked) - SCORE_SLOPE * score])
 
 
-def _lexical_match(schema, config, train_df, carried=None):
+def _lexical_match(schema, config, rows, carried=None):
     """A `LexicalMatch` with the IDF of the training catalog (one text per item), or None.
 
     A warm start keeps the previous model's term table and IDF (`CarriedState.lexical_copy`).
@@ -479,8 +487,7 @@ def _lexical_match(schema, config, train_df, carried=None):
     kept = carried.lexical_copy() if carried is not None else None
     if kept is not None:
         return kept
-    items = train_df.drop_duplicates(schema.item_id) if schema.item_id else train_df.drop_duplicates(schema.item_text)
-    texts = items[schema.item_text].fillna("").astype(str)
+    texts = rows.catalog_texts(schema.item_id, schema.item_text)
     if not texts.str.strip().any():
         return None
     return LexicalMatch(name="lexical_match", dtype="float32").adapt(texts)

@@ -1,8 +1,8 @@
 """Training jobs: strategy choice, resumable custom loop, optimizer and schedule."""
 
 from tfrec.training.cluster import ClusterTask, cluster_task
-from tfrec.training.epoch_data import EpochBatches
-from tfrec.training.job import History, train_model
+from tfrec.training.epoch_data import EpochBatches, StreamBatches
+from tfrec.training.job import History, train_model, train_streaming
 from tfrec.training.optimizer import LayerwiseAdamW, learning_rate_schedule, make_optimizer
 from tfrec.training.strategy import choose_strategy, num_workers_in_tf_config
 from tfrec.training.trainer import Trainer, weights_fingerprint
@@ -12,6 +12,7 @@ __all__ = [
     "EpochBatches",
     "History",
     "LayerwiseAdamW",
+    "StreamBatches",
     "Trainer",
     "choose_strategy",
     "cluster_task",
@@ -19,5 +20,6 @@ __all__ = [
     "make_optimizer",
     "num_workers_in_tf_config",
     "train_model",
+    "train_streaming",
     "weights_fingerprint",
 ]

@@ -259,9 +259,21 @@ class Trainer:
         return eval_function
 
     # ------------------------------------------------------------ loop
+    def _distributed(self, batches, epoch, skip=0):
+        """Epoch `epoch` of `batches` from batch `skip` under the strategy.
+
+        Batches with a `distribute(strategy, epoch, skip)` method (`StreamBatches`:
+        each worker reads its own files) distribute themselves; the others'
+        `dataset` is split by the strategy.
+        """
+        distribute = getattr(batches, "distribute", None)
+        if distribute is not None:
+            return distribute(self.strategy, epoch, skip)
+        return self.strategy.experimental_distribute_dataset(batches.dataset(epoch, skip=skip))
+
     def evaluate(self, batches) -> dict:
-        """Mean losses over `batches` (an `EpochBatches`, in order)."""
-        iterator = iter(self.strategy.experimental_distribute_dataset(batches.dataset(0)))
+        """Mean losses over `batches` (an `EpochBatches` or `StreamBatches`, in order)."""
+        iterator = iter(self._distributed(batches, 0))
         sums: dict[str, float] = {}
         for _ in range(batches.steps_per_epoch):
             for k, v in self._eval_fn(iterator).items():
@@ -278,7 +290,7 @@ class Trainer:
         on_step_end: Callable[[int], None] | None = None,
         on_fresh_start: Callable[[Trainer], None] | None = None,
     ) -> list[dict]:
-        """Trains on `train` (an `EpochBatches`) for `epochs` (default the config's).
+        """Trains on `train` (an `EpochBatches`, or a `StreamBatches` of files) for `epochs` (default the config's).
 
         Resumes from the backup when there is one. Returns the per-epoch
         history (also in `history.csv`). `epoch_metrics(model) -> {name:
@@ -337,7 +349,7 @@ class Trainer:
         while int(self._epoch.numpy()) < epochs and not stop:
             epoch = int(self._epoch.numpy())
             start_batch = int(self._batch.numpy())
-            iterator = iter(self.strategy.experimental_distribute_dataset(train.dataset(epoch, skip=start_batch)))
+            iterator = iter(self._distributed(train, epoch, start_batch))
             bar = keras.utils.Progbar(steps, verbose=1) if cfg.verbose == 1 and self.is_chief else None
             sums, count, elapsed = self._epoch_progress(start_batch)
             t0 = time.time() - elapsed

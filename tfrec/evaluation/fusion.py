@@ -66,6 +66,61 @@ def frontier_revenue(oracle_clicks, oracle_revenue, clicks) -> np.ndarray:
     return np.interp(np.asarray(clicks, dtype=np.float64), hc, hr, left=hr[0], right=hr[-1])
 
 
+def ranking_inputs(model, rows, catalog) -> dict:
+    """What `rank_candidates` reads, computed once for `rows` (queries) and `catalog`.
+
+    The tower outputs of both, the retrieval logits `[queries, items]`
+    (embedding dot product over the temperature), the catalog's prices, the
+    queries' and items' texts, and the users' predicted value where the model
+    has a value task.
+    """
+    schema = model.schema
+    query = tower_outputs(model, rows, "query")
+    items = tower_outputs(model, catalog, "item")
+    user_value = None
+    if getattr(model, "value_task", None) is not None:
+        user_value = predict_user_value(model, rows)["user_value"].reshape(-1)
+    return {
+        "query": query,
+        "items": items,
+        "logits": query["embedding"] @ items["embedding"].T / model.config.temperature,
+        "price": catalog[schema.item_price].to_numpy(np.float64),
+        "query_text": rows[schema.query_text].to_numpy() if schema.query_text else None,
+        "item_text": catalog[schema.item_text].to_numpy() if schema.item_text else None,
+        "user_value": user_value,
+    }
+
+
+def rank_candidates(model, inputs: dict, fusion: ObjectiveFusion, candidates: int, k: int):
+    """The `rank` signature's steps in process: `(catalog rows [queries, k], fused scores, ctr)` of the top `k`.
+
+    Candidates are the `candidates` items best by `fusion` with the retrieval
+    logit in place of `log(ctr)`; the model's heads score them (CTR, and
+    relevance where it has one) and `fusion` ranks them. `inputs`:
+    `ranking_inputs(model, rows, catalog)`.
+    """
+    logits, price, user_value = inputs["logits"], inputs["price"], inputs["user_value"]
+    coarse = {"log_ctr": logits, "price": np.broadcast_to(price[None, :], logits.shape)}
+    if user_value is not None:
+        coarse["user_value"] = user_value
+    retrieved = business.top_k(np.asarray(fusion(coarse)), min(candidates, logits.shape[1]))
+    pairs = candidate_scores(
+        model, inputs["query"], inputs["items"], retrieved, inputs["query_text"], inputs["item_text"]
+    )
+    signals = {"ctr": pairs["ctr"], "price": price[retrieved]}
+    if "relevance" in pairs:
+        signals["relevance"] = pairs["relevance"]
+    if user_value is not None:
+        signals["user_value"] = user_value
+    fused = np.asarray(fusion(signals))
+    top = business.top_k(fused, k)
+    return (
+        np.take_along_axis(retrieved, top, 1),
+        np.take_along_axis(fused, top, 1),
+        np.take_along_axis(pairs["ctr"], top, 1),
+    )
+
+
 def fusion_tradeoff(
     model,
     sim,
@@ -103,30 +158,12 @@ def fusion_tradeoff(
     base.update(weights or {})
     schema = model.schema
 
-    query = tower_outputs(model, sessions, "query")
-    items = tower_outputs(model, catalog, "item")
-    logits = query["embedding"] @ items["embedding"].T / model.config.temperature
-    query_text = sessions[schema.query_text].to_numpy() if schema.query_text else None
-    item_text = catalog[schema.item_text].to_numpy() if schema.item_text else None
-    price = catalog[schema.item_price].to_numpy(np.float64)
-    user_value = None
-    if getattr(model, "value_task", None) is not None:
-        user_value = predict_user_value(model, sessions)["user_value"].reshape(-1)
+    inputs = ranking_inputs(model, sessions, catalog)
+    price = inputs["price"]
     relevance_max = float(schema.relevance_range[1]) if schema.relevance_range else 1.0
 
     def ranked(fusion):
-        """The `rank` signature's steps: candidates by the retrieval logit's objective, reranked by the heads'."""
-        coarse = {"log_ctr": logits, "price": np.broadcast_to(price[None, :], logits.shape)}
-        if user_value is not None:
-            coarse["user_value"] = user_value
-        retrieved = business.top_k(np.asarray(fusion(coarse)), candidates)
-        pairs = candidate_scores(model, query, items, retrieved, query_text, item_text)
-        signals = {"ctr": pairs["ctr"], "price": price[retrieved]}
-        if "relevance" in pairs:
-            signals["relevance"] = pairs["relevance"]
-        if user_value is not None:
-            signals["user_value"] = user_value
-        return np.take_along_axis(retrieved, business.top_k(np.asarray(fusion(signals)), k), 1)
+        return rank_candidates(model, inputs, fusion, candidates, k)[0]
 
     attractiveness = 1.0 / (1.0 + np.exp(-sim.true_click_logits(sessions.session_id.to_numpy())))
     exam = business.examination_curve(k, sim.config.position_bias)
